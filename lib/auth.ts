@@ -1,0 +1,126 @@
+/**
+ * Credentials in the upgrade request (DESIGN.md "Handshake and authentication"), and helpers
+ * for hosts that keep hashed tokens (seed 002: "the server stores a hash of the token").
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CredentialSource, Credentials } from './types.js';
+
+export const ALL_CREDENTIAL_SOURCES: readonly CredentialSource[] = ['header', 'query', 'subprotocol'];
+
+export interface FoundCredentials {
+  credentials: Credentials | undefined;
+  /** The subprotocol the 101 answer selects, if the client offered any. */
+  subprotocol: string | undefined;
+}
+
+/**
+ * Looks for credentials in order: `Authorization` header, `?token=`, then the subprotocol list
+ * (`access_token.<t>`, or the pair `Token, <t>` / `Bearer, <t>` a browser can send).
+ */
+export function findCredentials(
+  headers: IncomingHttpHeaders,
+  query: URLSearchParams,
+  sources: readonly CredentialSource[],
+): FoundCredentials {
+  const offered = parseSubprotocols(headers['sec-websocket-protocol']);
+  const fromProtocol = credentialsFromSubprotocols(offered);
+  const subprotocol = selectSubprotocol(offered, fromProtocol?.entries);
+  let credentials: Credentials | undefined;
+  if (sources.includes('header')) credentials = credentialsFromHeader(headers.authorization);
+  if (credentials === undefined && sources.includes('query')) {
+    const token = query.get('token');
+    if (token !== null && token !== '') credentials = { scheme: 'query', token, source: 'query' };
+  }
+  if (credentials === undefined && sources.includes('subprotocol') && fromProtocol !== undefined) {
+    credentials = fromProtocol.credentials;
+  }
+  return { credentials, subprotocol };
+}
+
+function credentialsFromHeader(value: string | undefined): Credentials | undefined {
+  if (value === undefined) return undefined;
+  const match = /^\s*([A-Za-z][A-Za-z0-9._~+/-]*)\s+(\S+)\s*$/.exec(value);
+  if (match === null) return value.trim() === '' ? undefined : { scheme: 'unknown', token: value.trim(), source: 'header' };
+  return { scheme: match[1]!.toLowerCase(), token: match[2]!, source: 'header' };
+}
+
+function parseSubprotocols(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function credentialsFromSubprotocols(
+  offered: string[],
+): { credentials: Credentials; entries: Set<string> } | undefined {
+  for (let i = 0; i < offered.length; i++) {
+    const entry = offered[i]!;
+    if (entry.startsWith('access_token.') && entry.length > 'access_token.'.length) {
+      return {
+        credentials: { scheme: 'access_token', token: entry.slice('access_token.'.length), source: 'subprotocol' },
+        entries: new Set([entry]),
+      };
+    }
+    const scheme = entry.toLowerCase();
+    if ((scheme === 'token' || scheme === 'bearer') && i + 1 < offered.length) {
+      return {
+        credentials: { scheme, token: offered[i + 1]!, source: 'subprotocol' },
+        entries: new Set([entry, offered[i + 1]!]),
+      };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The 101 must select one of the offered entries or browsers fail the connection: a real
+ * protocol name if there is one, else the `Token`/`Bearer` entry, else `access_token.<t>`.
+ * The bare token of a `Token, <t>` pair is never echoed back.
+ */
+function selectSubprotocol(offered: string[], credentialEntries: Set<string> | undefined): string | undefined {
+  if (offered.length === 0) return undefined;
+  const real = offered.find((p) => !credentialEntries?.has(p));
+  if (real !== undefined) return real;
+  const scheme = offered.find((p) => /^(token|bearer)$/i.test(p));
+  return scheme ?? offered[0];
+}
+
+/** Replaces credential-bearing query parameters so a URL can be logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:token|access_token)=)[^&#]*/gi, '$1[redacted]');
+}
+
+/**
+ * Hash of a token for storage: HMAC-SHA256 under an optional server-side pepper, hex. Tokens
+ * meant for machines are long random strings, so a fast keyed hash is the right tool (a slow
+ * password hash would only make every handshake slower).
+ */
+export function hashToken(token: string, pepper = ''): string {
+  return createHmac('sha256', pepper).update(token, 'utf8').digest('hex');
+}
+
+/** Constant-time check of a presented token against a stored `hashToken` value. */
+export function verifyToken(token: string, storedHash: string, pepper = ''): boolean {
+  const actual = Buffer.from(hashToken(token, pepper), 'hex');
+  const expected = Buffer.from(storedHash, 'hex');
+  return expected.length === actual.length && timingSafeEqual(actual, expected);
+}
+
+/** A new high-entropy token (base64url, 32 random bytes by default). */
+export function generateToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** Constant-time string comparison for hosts that must compare secrets directly. */
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  if (x.length !== y.length) {
+    timingSafeEqual(x, x); // spend comparable time, then fail
+    return false;
+  }
+  return timingSafeEqual(x, y);
+}

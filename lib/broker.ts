@@ -1,0 +1,575 @@
+/**
+ * The Broker: endpoints, sessions, the topic index, the store and the bus, and the host's API.
+ * Created once by createBroker(); mounted on an HTTP server by an adapter (switchyard/http).
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import hyperid from 'hyperid';
+import type { WebSocket } from 'ws';
+import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage } from './bus.js';
+import { BrokerError, CloseCode } from './errors.js';
+import { compileFilter, passesFilter, type CompiledFilter } from './filter.js';
+import { encodeFrame } from './frame.js';
+import { grantsAllow } from './grants.js';
+import { Gate } from './handshake.js';
+import { MemoryBus } from './memory-bus.js';
+import { MemoryStore } from './memory-store.js';
+import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedOptions } from './options.js';
+import type { Delivery, DirectResult, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import { Session, type SessionHost } from './session.js';
+import type { HistoryPage, HistoryQuery, Store } from './store.js';
+import { TopicIndex } from './topic-index.js';
+import { assertTopic, checkTopic, covers } from './topics.js';
+import type { Action, Filter, Handshake, Logger, Principal } from './types.js';
+
+/** What `stats()` reports. */
+export interface BrokerStats {
+  connections: number;
+  handshakesPending: number;
+  principals: number;
+  subscriptions: number;
+  patterns: number;
+  published: number;
+  delivered: number;
+  rejectedHandshakes: number;
+  slowConsumersClosed: number;
+}
+
+export interface ConnectionInfo {
+  id: string;
+  principal: Principal;
+  path: string;
+  params: Record<string, string>;
+}
+
+export interface BrokerEvents {
+  connection: [ConnectionInfo];
+  disconnect: [ConnectionInfo & { code: number; reason: string }];
+  publish: [{ topic: string; messageId: string; recipients: number; from: string | null }];
+  error: [Error & { context?: Record<string, unknown> }];
+  close: [];
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TARGET_LENGTH = 256;
+
+export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
+  readonly nodeId: string;
+  readonly options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #ids = hyperid({ urlSafe: true });
+  readonly #index: TopicIndex<Session, CompiledFilter | null>;
+  readonly #sessions = new Set<Session>();
+  readonly #byPrincipal = new Map<string, Set<Session>>();
+  readonly #store: Store;
+  readonly #bus: Bus;
+  readonly #gate: Gate;
+  readonly #authorize: NonNullable<BrokerOptions['authorize']> | undefined;
+  readonly #heartbeat: NodeJS.Timeout | undefined;
+  readonly #busReady: Promise<void>;
+  #dirty: Session[] = [];
+  #flushScheduled = false;
+  #deliverySeq = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #whenEmpty: Array<() => void> = [];
+  #counters = { published: 0, delivered: 0, rejectedHandshakes: 0, slowConsumersClosed: 0 };
+
+  constructor(options: BrokerOptions) {
+    super();
+    this.options = resolveOptions(options);
+    this.#logger = options.logger ?? silentLogger;
+    this.#authorize = options.authorize;
+    this.nodeId = this.#ids();
+    this.#index = new TopicIndex(this.options.syntax);
+    this.#store = options.store ?? new MemoryStore();
+    this.#bus = options.bus ?? new MemoryBus();
+    this.#gate = new Gate(this.options, this);
+    this.#busReady = this.#bus.start(this.nodeId, (message) => this.#onBusMessage(message)).catch((err: unknown) => {
+      this.reportError(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {});
+    });
+    if (this.options.heartbeatMs !== false) {
+      this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  get limits() {
+    return this.options.limits;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get connectionCount(): number {
+    return this.#sessions.size;
+  }
+
+  connectionsOf(principalId: string): number {
+    return this.#byPrincipal.get(principalId)?.size ?? 0;
+  }
+
+  /**
+   * Takes an HTTP upgrade request. Returns false when no endpoint owns its path, so the
+   * caller can leave it to someone else; otherwise the broker answers it, whatever happens.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    return this.#gate.handleUpgrade(request, socket, head);
+  }
+
+  // ── the host's API ──────────────────────────────────────────────────────
+
+  /** Publishes from the server to every matching subscription. */
+  async publish(topic: string, payload: unknown, options: { binary?: Buffer } = {}): Promise<PublishResult> {
+    this.#assertOpen();
+    assertTopic(this.options.syntax, topic, false);
+    return this.#publish(topic, payload, null, null, options.binary);
+  }
+
+  /** Sends a direct message from the server (`from_user: null`) to every connection of a principal. */
+  async sendTo(principalId: string, payload: unknown): Promise<DirectResult> {
+    this.#assertOpen();
+    this.#assertTarget(principalId);
+    return this.#direct(null, principalId, payload);
+  }
+
+  /** Closes (4002) every connection of a principal and/or using a token id, on every node. */
+  revoke(target: { principal?: string; tokenId?: string }, reason = 'token revoked'): number {
+    if (target.principal === undefined && target.tokenId === undefined) {
+      throw new TypeError('revoke needs a principal or a tokenId');
+    }
+    this.#publishBus({ kind: 'revoke', ...target, reason });
+    return this.#revokeLocal(target, reason);
+  }
+
+  /**
+   * Re-checks every subscription of a principal's connections (optionally replacing the
+   * principal they hold first). Subscriptions no longer allowed are dropped and the protocol
+   * tells the client (envelope: Error 403; tagged: close 4003). Returns how many were dropped.
+   */
+  async reauthorize(principalId: string, principal?: Principal): Promise<number> {
+    if (principal !== undefined && principal.id !== principalId) {
+      throw new TypeError('reauthorize: the new principal must have the same id');
+    }
+    let dropped = 0;
+    for (const session of [...(this.#byPrincipal.get(principalId) ?? [])]) {
+      if (principal !== undefined) session.principal = principal;
+      const lost: string[] = [];
+      const patterns = [...session.subscriptions.keys()];
+      const verdicts = await Promise.all(patterns.map((p) => this.#allowed(session, 'subscribe', p)));
+      patterns.forEach((p, i) => {
+        if (!verdicts[i] && session.subscriptions.delete(p)) {
+          this.#index.remove(p, session);
+          lost.push(p);
+        }
+      });
+      if (lost.length > 0 && !session.closing) {
+        dropped += lost.length;
+        session.endpoint.protocol.permissionLost(session, lost);
+      }
+      if (principal !== undefined) this.#scheduleExpiry(session);
+    }
+    return dropped;
+  }
+
+  /** Reads a topic's history (topics configured in `history`). */
+  async history(topic: string, query: HistoryQuery = {}): Promise<HistoryPage> {
+    assertTopic(this.options.syntax, topic, false);
+    const h = this.options.history;
+    if (h === undefined || !this.#keepsHistory(topic)) {
+      return { records: [], latestOffset: 0, complete: query.since === undefined };
+    }
+    return this.#store.readHistory(topic, query, h);
+  }
+
+  /** Ids of the connections of a principal on this node. */
+  connectionIds(principalId: string): string[] {
+    return [...(this.#byPrincipal.get(principalId) ?? [])].map((s) => s.id);
+  }
+
+  stats(): BrokerStats {
+    let subscriptions = 0;
+    for (const s of this.#sessions) subscriptions += s.subscriptions.size;
+    return {
+      connections: this.#sessions.size,
+      handshakesPending: this.#gate.pendingCount,
+      principals: this.#byPrincipal.size,
+      subscriptions,
+      patterns: this.#index.size,
+      ...this.#counters,
+    };
+  }
+
+  /** Closes every connection with 1001, stops timers and releases the store and bus. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.#gate.close();
+    const empty = new Promise<void>((resolve) => {
+      if (this.#sessions.size === 0) resolve();
+      else this.#whenEmpty.push(resolve);
+    });
+    for (const session of this.#sessions) session.close(CloseCode.GOING_AWAY, 'server shutting down');
+    await empty;
+    await this.#busReady;
+    const results = await Promise.allSettled([this.#bus.close(), this.#store.close()]);
+    for (const r of results) if (r.status === 'rejected') this.reportError(r.reason, { during: 'close' });
+    this.emit('close');
+  }
+
+  // ── SessionHost: what sessions and protocols ask of the broker ─────────
+
+  scheduleFlush(session: Session): void {
+    this.#dirty.push(session);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // After the current I/O phase, so a burst of frames read in one chunk leaves as one write.
+    setImmediate(this.#flushAll);
+  }
+
+  readonly #flushAll = (): void => {
+    this.#flushScheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = [];
+    for (const session of dirty) session.flush();
+  };
+
+  async subscribe(session: Session, patterns: string[], filters: Filter | null): Promise<SubscribeResult> {
+    if (!Array.isArray(patterns) || patterns.length === 0) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', 'topics must be a non-empty array of strings');
+    }
+    const invalid: unknown[] = [];
+    let problem = '';
+    for (const p of patterns) {
+      const why = checkTopic(this.options.syntax, p, true);
+      if (why !== null) {
+        invalid.push(p);
+        problem ||= why;
+      }
+    }
+    if (invalid.length > 0) {
+      throw new BrokerError('SY_ERR_BAD_TOPIC', `invalid topic: ${problem}`, { details: { topics: invalid } });
+    }
+    const compiled = compileFilter(filters);
+    const unique = [...new Set(patterns)];
+    const added = unique.filter((p) => !session.subscriptions.has(p)).length;
+    const limit = this.options.limits.maxSubscriptions;
+    if (session.subscriptions.size + added > limit) {
+      throw new BrokerError('SY_ERR_SUBSCRIPTION_LIMIT', `subscription limit of ${limit} per connection reached`, {
+        details: { limit, active_subscriptions: session.subscriptions.size },
+      });
+    }
+    const verdicts = await Promise.all(unique.map((p) => this.#allowed(session, 'subscribe', p)));
+    const denied = unique.filter((_, i) => !verdicts[i]);
+    if (denied.length > 0) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to subscribe to ${denied.join(', ')}`, { details: { topics: denied } });
+    }
+    if (!session.closing) {
+      for (const p of unique) {
+        session.subscriptions.set(p, compiled?.source ?? null);
+        this.#index.add(p, session, compiled);
+      }
+    }
+    return { topics: unique, active: session.subscriptions.size };
+  }
+
+  unsubscribe(session: Session, patterns: string[]): SubscribeResult {
+    if (!Array.isArray(patterns) || patterns.length === 0 || patterns.some((p) => typeof p !== 'string')) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', 'topics must be a non-empty array of strings');
+    }
+    const unique = [...new Set(patterns)];
+    for (const p of unique) {
+      if (session.subscriptions.delete(p)) this.#index.remove(p, session);
+    }
+    return { topics: unique, active: session.subscriptions.size };
+  }
+
+  async publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Promise<PublishResult> {
+    assertTopic(this.options.syntax, topic, false);
+    if (!(await this.#allowed(session, 'publish', topic))) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
+    }
+    const echo = options.echo ?? session.endpoint.echo;
+    return this.#publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
+  }
+
+  async directFrom(session: Session, target: string, payload: unknown): Promise<DirectResult> {
+    this.#assertTarget(target);
+    if (!(await this.#allowed(session, 'direct', target))) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to message ${target}`);
+    }
+    return this.#direct(session.principal.id, target, payload);
+  }
+
+  reportError(error: unknown, context: Record<string, unknown>): void {
+    const err = (error instanceof Error ? error : new Error(String(error))) as Error & { context?: Record<string, unknown> };
+    err.context = context;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else this.#logger.error(err.message, { ...context, error: err });
+  }
+
+  countRejection(): void {
+    this.#counters.rejectedHandshakes++;
+  }
+
+  /** Registers an accepted connection (called by the gate once the upgrade completed). */
+  open(endpoint: ResolvedEndpoint, ws: WebSocket, socket: Duplex, principal: Principal, handshake: Handshake): void {
+    const session = new Session({
+      id: this.#ids(),
+      principal,
+      params: handshake.params,
+      query: handshake.query,
+      headers: handshake.headers,
+      endpoint,
+      host: this,
+      ws,
+      socket: socket as Socket,
+    });
+    this.#sessions.add(session);
+    let peers = this.#byPrincipal.get(principal.id);
+    if (peers === undefined) {
+      peers = new Set();
+      this.#byPrincipal.set(principal.id, peers);
+    }
+    peers.add(session);
+    ws.on('error', (err) => this.#logger.debug('connection error', { connection: session.id, error: err.message }));
+    ws.on('pong', () => (session.alive = true));
+    ws.on('message', (data, isBinary) => session.receive(data as Buffer, isBinary));
+    ws.once('close', (code, reason) => this.#closeSession(session, code, reason.toString()));
+    const info = this.#info(session);
+    this.emit('connection', info);
+    void this.#start(session);
+  }
+
+  async #start(session: Session): Promise<void> {
+    try {
+      await session.endpoint.protocol.open(session);
+      this.#scheduleExpiry(session);
+      if (this.options.offlineQueue && !session.closing) {
+        const queued = await this.#store.drainDirect(session.principal.id);
+        for (const m of queued) {
+          this.#deliverTo(session, { kind: 'direct', ...m, from: m.from });
+        }
+      }
+    } catch (err) {
+      this.reportError(err, { during: 'open', connection: session.id });
+      session.close(CloseCode.INTERNAL_ERROR, 'internal error');
+    }
+  }
+
+  #closeSession(session: Session, code: number, reason: string): void {
+    session.dispose();
+    this.#sessions.delete(session);
+    for (const pattern of session.subscriptions.keys()) this.#index.remove(pattern, session);
+    const peers = this.#byPrincipal.get(session.principal.id);
+    peers?.delete(session);
+    if (peers?.size === 0) this.#byPrincipal.delete(session.principal.id);
+    if (code === CloseCode.TRY_AGAIN_LATER) this.#counters.slowConsumersClosed++;
+    this.emit('disconnect', { ...this.#info(session), code, reason });
+    if (this.#sessions.size === 0 && this.#whenEmpty.length > 0) {
+      for (const resolve of this.#whenEmpty.splice(0)) resolve();
+    }
+  }
+
+  #info(session: Session): ConnectionInfo {
+    return { id: session.id, principal: session.principal, path: session.endpoint.pattern, params: session.params };
+  }
+
+  // ── delivery ────────────────────────────────────────────────────────────
+
+  async #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Promise<PublishResult> {
+    const messageId = this.#ids();
+    const sentAt = Date.now();
+    let offset: number | undefined;
+    const h = this.options.history;
+    if (h !== undefined && this.#keepsHistory(topic)) {
+      const record = await this.#store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h);
+      offset = record.offset;
+    }
+    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) };
+    const recipients = this.#deliverLocal(delivery, exclude);
+    this.#publishBus({
+      kind: 'publish', topic, payload, messageId, sentAt, from,
+      ...(binary && { binary: binary.toString('base64') }),
+      ...(offset !== undefined && { offset }),
+    });
+    this.#counters.published++;
+    if (this.listenerCount('publish') > 0) this.emit('publish', { topic, messageId, recipients, from });
+    return { messageId, recipients, ...(offset !== undefined && { offset }) };
+  }
+
+  /**
+   * Hands one publish to every matching local subscription. The frame is built at most once
+   * per protocol and the same Buffer is queued on every connection; a connection with
+   * overlapping subscriptions gets it once.
+   */
+  #deliverLocal(delivery: Delivery & { kind: 'publish' }, exclude: Session | null): number {
+    const seq = ++this.#deliverySeq;
+    const frames: Array<Buffer | null | undefined> = [];
+    let recipients = 0;
+    this.#index.match(delivery.topic, (session, filter) => {
+      if (session.lastDelivery === seq || session === exclude) return;
+      if (filter !== null && !passesFilter(filter, delivery.payload)) return;
+      session.lastDelivery = seq;
+      const slot = session.endpoint.index;
+      let frame = frames[slot];
+      if (frame === undefined) {
+        frame = frameOf(session.endpoint.protocol.encode(delivery));
+        frames[slot] = frame;
+      }
+      if (frame !== null && session.enqueue(frame)) recipients++;
+    });
+    this.#counters.delivered += recipients;
+    return recipients;
+  }
+
+  /** Sends one delivery to one connection (direct messages, queued messages). */
+  #deliverTo(session: Session, delivery: Delivery): boolean {
+    const frame = frameOf(session.endpoint.protocol.encode(delivery));
+    return frame !== null && session.enqueue(frame);
+  }
+
+  async #direct(from: string | null, target: string, payload: unknown): Promise<DirectResult> {
+    const messageId = this.#ids();
+    const sentAt = Date.now();
+    const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt };
+    const deliveredTo = this.#deliverDirectLocal(delivery);
+    this.#publishBus({ kind: 'direct', target, payload, messageId, sentAt, from });
+    let queued = false;
+    if (deliveredTo.length === 0 && this.options.offlineQueue) {
+      queued = await this.#store.enqueueDirect({ messageId, from, target, payload, sentAt });
+    }
+    return { messageId, deliveredTo, queued };
+  }
+
+  #deliverDirectLocal(delivery: Delivery & { kind: 'direct' }): string[] {
+    const deliveredTo: string[] = [];
+    for (const session of this.#byPrincipal.get(delivery.target) ?? []) {
+      if (this.#deliverTo(session, delivery)) deliveredTo.push(session.id);
+    }
+    return deliveredTo;
+  }
+
+  // ── cluster ─────────────────────────────────────────────────────────────
+
+  #publishBus(message: DistributiveOmit<BusMessage, 'v' | 'node'>): void {
+    const full = { ...message, v: BUS_PROTOCOL_VERSION, node: this.nodeId } as BusMessage;
+    this.#bus.publish(full).catch((err: unknown) => {
+      this.reportError(new BrokerError('SY_ERR_BACKEND', `bus publish failed (${message.kind})`, { cause: err }), {});
+    });
+  }
+
+  #onBusMessage(message: BusMessage): void {
+    if (message.node === this.nodeId) return;
+    if (message.v !== BUS_PROTOCOL_VERSION) {
+      this.#logger.warn('ignoring cluster message of unknown version', { v: message.v, node: message.node });
+      return;
+    }
+    switch (message.kind) {
+      case 'publish': {
+        const binary = message.binary === undefined ? undefined : Buffer.from(message.binary, 'base64');
+        const { topic, payload, messageId, sentAt, from, offset } = message;
+        this.#deliverLocal({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) }, null);
+        return;
+      }
+      case 'direct':
+        this.#deliverDirectLocal({ ...message, kind: 'direct' });
+        return;
+      case 'revoke':
+        this.#revokeLocal(message, message.reason ?? 'token revoked');
+        return;
+      case 'reauthorize':
+        void this.reauthorize(message.principal).catch((err: unknown) => this.reportError(err, { during: 'reauthorize' }));
+        return;
+      default:
+        this.#logger.warn('ignoring cluster message of unknown kind', { kind: (message as { kind: unknown }).kind });
+    }
+  }
+
+  #revokeLocal(target: { principal?: string; tokenId?: string }, reason: string): number {
+    let closed = 0;
+    const candidates = target.principal !== undefined ? (this.#byPrincipal.get(target.principal) ?? []) : this.#sessions;
+    for (const session of [...candidates]) {
+      if (target.tokenId !== undefined && session.principal.tokenId !== target.tokenId) continue;
+      session.close(CloseCode.TOKEN_REVOKED, reason);
+      closed++;
+    }
+    return closed;
+  }
+
+  // ── helpers ─────────────────────────────────────────────────────────────
+
+  async #allowed(session: Session, action: Action, topic: string): Promise<boolean> {
+    const authorize = session.endpoint.authorize ?? this.#authorize;
+    if (authorize === undefined) return grantsAllow(this.options.syntax, session.principal.grants, action, topic);
+    try {
+      return (await authorize(session.principal, action, topic, { params: session.params, syntax: this.options.syntax })) === true;
+    } catch (err) {
+      this.reportError(err, { during: 'authorize', action, topic, principal: session.principal.id });
+      throw new BrokerError('SY_ERR_HOOK', 'authorization failed', { cause: err });
+    }
+  }
+
+  #keepsHistory(topic: string): boolean {
+    return this.options.history?.topics.some((p) => covers(this.options.syntax, p, topic)) ?? false;
+  }
+
+  #scheduleExpiry(session: Session): void {
+    const expiresAt = session.principal.expiresAt;
+    if (expiresAt === undefined) return;
+    const now = Date.now();
+    if (expiresAt <= now) {
+      session.close(CloseCode.TOKEN_REVOKED, 'token expired');
+      return;
+    }
+    const warnAt = expiresAt - this.options.expiryWarningMs;
+    const protocol = session.endpoint.protocol;
+    if (protocol.tokenExpiring !== undefined && warnAt - now < MAX_TIMER_MS) {
+      session.addTimer(setTimeout(() => {
+        if (session.principal.expiresAt === expiresAt) protocol.tokenExpiring?.(session, expiresAt);
+      }, Math.max(0, warnAt - now)));
+    }
+    if (expiresAt - now < MAX_TIMER_MS) {
+      session.addTimer(setTimeout(() => {
+        if (session.principal.expiresAt === expiresAt) session.close(CloseCode.TOKEN_REVOKED, 'token expired');
+      }, expiresAt - now));
+    }
+  }
+
+  #beat(): void {
+    for (const session of this.#sessions) {
+      if (!session.alive) session.terminate();
+      else session.ping();
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new BrokerError('SY_ERR_CLOSED');
+  }
+
+  #assertTarget(target: unknown): asserts target is string {
+    if (typeof target !== 'string' || target === '' || target.length > MAX_TARGET_LENGTH) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', `target must be a non-empty string of at most ${MAX_TARGET_LENGTH} characters`);
+    }
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function frameOf(body: string | Buffer | null): Buffer | null {
+  if (body === null) return null;
+  return typeof body === 'string' ? encodeFrame(Buffer.from(body, 'utf8'), false) : encodeFrame(body, true);
+}
+
+/** Creates a broker. Mount it with `attach(broker, server)` from `switchyard/http`. */
+export function createBroker(options: BrokerOptions): Broker {
+  return new Broker(options);
+}

@@ -1,0 +1,188 @@
+/**
+ * The upgrade path: route by endpoint, find credentials, ask the host, enforce connection
+ * limits, then either complete the upgrade or refuse (HTTP status or close code). Nothing is
+ * delivered to a connection before this finishes: its session does not exist until then.
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { findCredentials } from './auth.js';
+import { BrokerError } from './errors.js';
+import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
+import type { Handshake, Principal } from './types.js';
+
+/** What the gate needs from its broker. */
+export interface GateHost {
+  readonly closed: boolean;
+  readonly connectionCount: number;
+  connectionsOf(principalId: string): number;
+  open(endpoint: ResolvedEndpoint, ws: WebSocket, socket: Duplex, principal: Principal, handshake: Handshake): void;
+  reportError(error: unknown, context: Record<string, unknown>): void;
+  countRejection(): void;
+}
+
+export class Gate {
+  readonly #options: ResolvedOptions;
+  readonly #host: GateHost;
+  readonly #wss: WebSocketServer;
+  /** The subprotocol each request's 101 answer selects. */
+  readonly #selected = new WeakMap<IncomingMessage, string>();
+  /** Sockets whose handshake is being decided, so close() can end them. */
+  readonly #pending = new Set<Duplex>();
+
+  constructor(options: ResolvedOptions, host: GateHost) {
+    this.#options = options;
+    this.#host = host;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: options.limits.maxMessageBytes,
+      handleProtocols: (_offered, request) => this.#selected.get(request) ?? false,
+    });
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Returns false when no endpoint owns the request's path (it is left to others). */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    let endpoint: ResolvedEndpoint | undefined;
+    let params: Record<string, string> | undefined;
+    for (const candidate of this.#options.endpoints) {
+      const match = candidate.match(url.pathname);
+      if (match === null) continue;
+      if (match === 'malformed') {
+        writeHttp(socket, 400, 'malformed path parameter');
+        return true;
+      }
+      endpoint = candidate;
+      params = match.params;
+      break;
+    }
+    if (endpoint === undefined || params === undefined) return false;
+    socket.on('error', ignore);
+    if (this.#host.closed) {
+      this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_CLOSED'));
+      return true;
+    }
+    if (this.#host.connectionCount + this.#pending.size >= this.#options.limits.maxConnections) {
+      this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_UNAVAILABLE', 'too many connections'));
+      return true;
+    }
+    void this.#decide(endpoint, params, url, request, socket, head);
+    return true;
+  }
+
+  async #decide(
+    endpoint: ResolvedEndpoint,
+    params: Record<string, string>,
+    url: URL,
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<void> {
+    this.#pending.add(socket);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.#pending.delete(socket);
+      this.#host.countRejection();
+      writeHttp(socket, 408, 'handshake timed out');
+    }, this.#options.limits.handshakeTimeoutMs);
+    try {
+      const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
+      if (found.subprotocol !== undefined) this.#selected.set(request, found.subprotocol);
+      const query: Record<string, string> = {};
+      for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
+      const handshake: Handshake = {
+        credentials: found.credentials,
+        headers: request.headers,
+        query,
+        params,
+        path: endpoint.pattern,
+        remoteAddress: request.socket?.remoteAddress,
+        request,
+      };
+      let principal: Principal | null;
+      try {
+        principal = await endpoint.authenticate(handshake);
+      } catch (err) {
+        this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+        throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
+      }
+      if (timedOut || socket.destroyed) return;
+      if (principal === null || principal === undefined || (principal as unknown) === false) {
+        throw new BrokerError(found.credentials === undefined ? 'SY_ERR_MISSING_CREDENTIALS' : 'SY_ERR_INVALID_CREDENTIALS');
+      }
+      if (typeof principal !== 'object' || typeof principal.id !== 'string' || principal.id === '') {
+        const err = new TypeError('authenticate must resolve to null or a principal with a non-empty string id');
+        this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+        throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
+      }
+      if (this.#host.closed) throw new BrokerError('SY_ERR_CLOSED');
+      // From here to open() everything is synchronous, so two handshakes of one principal
+      // cannot both pass the limit checks.
+      const existing = this.#host.connectionsOf(principal.id);
+      if ((principal.exclusive ?? endpoint.exclusive) && existing > 0) throw new BrokerError('SY_ERR_ALREADY_CONNECTED');
+      const max = principal.maxConnections ?? endpoint.maxConnectionsPerPrincipal;
+      if (existing >= max) throw new BrokerError('SY_ERR_CONNECTION_LIMIT');
+      const accepted = principal;
+      this.#pending.delete(socket);
+      clearTimeout(timer);
+      this.#wss.handleUpgrade(request, socket, head, (ws) => {
+        socket.removeListener('error', ignore);
+        this.#host.open(endpoint, ws, socket, accepted, handshake);
+      });
+    } catch (err) {
+      if (timedOut || socket.destroyed) return;
+      const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
+      if (!(err instanceof BrokerError)) this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
+      this.#refuse(endpoint, request, socket, head, error);
+    } finally {
+      clearTimeout(timer);
+      this.#pending.delete(socket);
+    }
+  }
+
+  /** Refuses by HTTP status (policy `'http'`, or errors with no close code) or by close code. */
+  #refuse(endpoint: ResolvedEndpoint, request: IncomingMessage, socket: Duplex, head: Buffer, error: BrokerError): void {
+    this.#host.countRejection();
+    if (endpoint.reject === 'http' || error.closeCode === undefined) {
+      writeHttp(socket, error.httpStatus ?? 500, error.message);
+      return;
+    }
+    const code = endpoint.closeCodes[error.closeCode] ?? error.closeCode;
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      ws.on('error', ignore);
+      ws.close(code, error.message);
+      const timer = setTimeout(() => ws.terminate(), this.#options.limits.closeTimeoutMs);
+      timer.unref();
+      ws.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  /** Ends every handshake still being decided. */
+  close(): void {
+    for (const socket of this.#pending) writeHttp(socket, 503, 'server shutting down');
+    this.#pending.clear();
+    this.#wss.close();
+  }
+}
+
+function ignore(): void {}
+
+/** Answers an upgrade request with a plain HTTP response and closes the socket. */
+export function writeHttp(socket: Duplex, status: number, message: string): void {
+  if (socket.destroyed) return;
+  const body = `${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+      'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    // HTTP servers keep sockets half-open after end(): destroy once the answer is flushed.
+    () => socket.destroy(),
+  );
+}

@@ -1,0 +1,17 @@
+export { Broker, createBroker, type BrokerEvents, type BrokerStats, type ConnectionInfo } from './broker.js';
+export { envelope, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
+export { grants, grantsAllow } from './grants.js';
+export { BrokerError, CloseCode, ERRORS, TERMINAL_CLOSE_CODES, isBrokerError, type ErrorCode } from './errors.js';
+export { covers, matches, checkTopic, resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
+export { TopicIndex } from './topic-index.js';
+export { hashToken, verifyToken, generateToken, safeEqual, redactUrl } from './auth.js';
+export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
+export { MemoryBus, MemoryHub } from './memory-bus.js';
+export { writeHttp } from './handshake.js';
+export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
+export type { Bus, BusMessage, BusHandler } from './bus.js';
+export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions } from './protocol.js';
+export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';
+export type {
+  Access, Action, Authenticate, Authorize, AuthorizeContext, Credentials, CredentialSource, Filter, Grant, Handshake, Logger, Principal,
+} from './types.js';

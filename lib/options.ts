@@ -1,0 +1,212 @@
+/** Every option of the broker, with its default, resolved in one place. */
+import { BrokerError } from './errors.js';
+import { ALL_CREDENTIAL_SOURCES } from './auth.js';
+import type { Bus } from './bus.js';
+import { compilePath, type PathMatcher } from './path.js';
+import type { Protocol } from './protocol.js';
+import type { Store } from './store.js';
+import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
+import type { Authenticate, Authorize, CredentialSource, Logger } from './types.js';
+
+export interface EndpointOptions {
+  /** Path pattern: `/ws`, `/ws/device/:deviceId`, `/ws/workspaces/:id/`. */
+  path: string;
+  /** The wire protocol spoken on this path. */
+  protocol: Protocol;
+  /**
+   * How a refused handshake is answered: `'close'` completes the upgrade and closes with
+   * 4001/4003/4004/4009 (what a browser can see); `'http'` answers 401/403/429/409 before the
+   * upgrade (seed 002). Default `'close'`.
+   */
+  reject?: 'close' | 'http';
+  /** Where credentials may come from. Default: header, query and subprotocol. */
+  credentials?: CredentialSource[];
+  /** Refuse a second connection of the same principal (4009) on this endpoint. Default false. */
+  exclusive?: boolean;
+  /** Connections per principal when the principal does not say (4004). Default unlimited. */
+  maxConnectionsPerPrincipal?: number;
+  /** Remaps close codes for this endpoint, e.g. `{ 4001: 4401, 4003: 4401 }` (seed 004). */
+  closeCodes?: Record<number, number>;
+  /** Overrides the broker's `authenticate` for this endpoint. */
+  authenticate?: Authenticate;
+  /** Overrides the broker's `authorize` for this endpoint. */
+  authorize?: Authorize;
+  /** Deliver a connection's own broadcasts back to it. Default false. */
+  echo?: boolean;
+  /** Trailing slash significant (`/ws` ≠ `/ws/`). Default false, as Express and Koa routers. */
+  strict?: boolean;
+  /** Path matching case-sensitive. Default true. */
+  caseSensitive?: boolean;
+}
+
+export interface LimitOptions {
+  /** Largest inbound frame in bytes; bigger closes with 1009. Default 64 KiB (seed 001). */
+  maxMessageBytes?: number;
+  /** Token bucket per connection, or false for none. Default 100/s with a burst of 200. */
+  rate?: { perSecond: number; burst: number } | false;
+  /** Refused messages in a row before the connection is closed with 1008. Default 50. */
+  rateAbuseStrikes?: number;
+  /** Subscriptions per connection. Default 256. */
+  maxSubscriptions?: number;
+  /** Bytes waiting to be written to one connection before it is closed with 1013. Default 1 MiB. */
+  maxBufferedBytes?: number;
+  /** Time from upgrade request to a decided handshake, in ms. Default 10,000. */
+  handshakeTimeoutMs?: number;
+  /** Time a closing connection gets to finish the close handshake before it is destroyed, ms. Default 2,000. */
+  closeTimeoutMs?: number;
+  /** Connections on this broker, handshakes included (503 or close 1013 past it). Default 100,000. */
+  maxConnections?: number;
+  /** Inbound frames being handled at once per connection before reading pauses. Default 32. */
+  maxInflight?: number;
+}
+
+export interface HistoryOptions {
+  /** Patterns of topics that keep history. */
+  topics: string[];
+  /** Records kept per topic. Default 100. */
+  maxMessages?: number;
+  /** Age limit of records in ms. Default 5 minutes. */
+  maxAgeMs?: number;
+}
+
+export interface BrokerOptions {
+  /** The paths this broker serves. At least one. */
+  endpoints: EndpointOptions[];
+  /** Decides each connection attempt: a principal, or null to refuse. Called for every handshake. */
+  authenticate: Authenticate;
+  /** Decides subscribe / publish / direct. Default: the principal's grants. */
+  authorize?: Authorize;
+  /** Topic separator, wildcard characters and bounds. */
+  topics?: TopicOptions;
+  limits?: LimitOptions;
+  /** WebSocket ping interval in ms; a peer that has not answered the previous ping is terminated. Default 30,000; false disables. */
+  heartbeat?: { intervalMs: number } | false;
+  /** Queue direct messages for offline principals (kept by the store). Default true. */
+  offlineQueue?: boolean;
+  /** Topics that keep history (offsets, recovery, latest value). Default none. */
+  history?: HistoryOptions;
+  /** Send `AuthStatus token_expiring` this many ms before a principal's `expiresAt`. Default 60,000. */
+  expiryWarningMs?: number;
+  /** Where history and offline messages are kept. Default: a MemoryStore. */
+  store?: Store;
+  /** How broker nodes reach each other. Default: a MemoryBus with no peers. */
+  bus?: Bus;
+  /** Where the broker reports what it does not throw. Default: silent. */
+  logger?: Logger;
+}
+
+export interface ResolvedEndpoint {
+  index: number;
+  pattern: string;
+  match: PathMatcher;
+  protocol: Protocol;
+  reject: 'close' | 'http';
+  credentials: readonly CredentialSource[];
+  exclusive: boolean;
+  maxConnectionsPerPrincipal: number;
+  closeCodes: Readonly<Record<number, number>>;
+  authenticate: Authenticate;
+  authorize: Authorize | undefined;
+  echo: boolean;
+}
+
+export interface ResolvedLimits {
+  maxMessageBytes: number;
+  rate: { perSecond: number; burst: number } | false;
+  rateAbuseStrikes: number;
+  maxSubscriptions: number;
+  maxBufferedBytes: number;
+  handshakeTimeoutMs: number;
+  closeTimeoutMs: number;
+  maxConnections: number;
+  maxInflight: number;
+}
+
+export interface ResolvedOptions {
+  endpoints: ResolvedEndpoint[];
+  syntax: TopicSyntax;
+  limits: ResolvedLimits;
+  heartbeatMs: number | false;
+  offlineQueue: boolean;
+  history: { topics: string[]; maxMessages: number; maxAgeMs: number } | undefined;
+  expiryWarningMs: number;
+}
+
+const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+export const silentLogger = SILENT;
+
+function fail(message: string): never {
+  throw new BrokerError('SY_ERR_OPTIONS', message);
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) fail(`${name} must be a positive number`);
+  return value;
+}
+
+export function resolveOptions(options: BrokerOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') fail('createBroker needs an options object');
+  if (typeof options.authenticate !== 'function') fail('authenticate must be a function');
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') fail('authorize must be a function');
+  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) fail('endpoints must list at least one endpoint');
+  const syntax = resolveTopicSyntax(options.topics);
+  const l = options.limits ?? {};
+  const rate = l.rate === undefined ? { perSecond: 100, burst: 200 } : l.rate;
+  if (rate !== false && !(rate.perSecond > 0 && rate.burst >= 1)) fail('limits.rate needs perSecond > 0 and burst >= 1');
+  const limits: ResolvedLimits = {
+    maxMessageBytes: positive('limits.maxMessageBytes', l.maxMessageBytes, 64 * 1024),
+    rate,
+    rateAbuseStrikes: positive('limits.rateAbuseStrikes', l.rateAbuseStrikes, 50),
+    maxSubscriptions: positive('limits.maxSubscriptions', l.maxSubscriptions, 256),
+    maxBufferedBytes: positive('limits.maxBufferedBytes', l.maxBufferedBytes, 1024 * 1024),
+    handshakeTimeoutMs: positive('limits.handshakeTimeoutMs', l.handshakeTimeoutMs, 10_000),
+    closeTimeoutMs: positive('limits.closeTimeoutMs', l.closeTimeoutMs, 2_000),
+    maxConnections: positive('limits.maxConnections', l.maxConnections, 100_000),
+    maxInflight: positive('limits.maxInflight', l.maxInflight, 32),
+  };
+  const seen = new Set<string>();
+  const endpoints = options.endpoints.map((e, index): ResolvedEndpoint => {
+    if (typeof e?.path !== 'string' || !e.path.startsWith('/')) fail(`endpoints[${index}].path must start with '/'`);
+    if (e.protocol === undefined || typeof e.protocol.receive !== 'function') fail(`endpoints[${index}].protocol must be a protocol (e.g. envelope())`);
+    if (seen.has(e.path)) fail(`endpoint path ${e.path} is listed twice`);
+    seen.add(e.path);
+    if (e.reject !== undefined && e.reject !== 'close' && e.reject !== 'http') fail(`endpoints[${index}].reject must be 'close' or 'http'`);
+    const credentials = e.credentials ?? ALL_CREDENTIAL_SOURCES;
+    for (const c of credentials) if (!ALL_CREDENTIAL_SOURCES.includes(c)) fail(`unknown credential source '${c}'`);
+    return {
+      index,
+      pattern: e.path,
+      match: compilePath(e.path, { strict: e.strict ?? false, caseSensitive: e.caseSensitive ?? true }),
+      protocol: e.protocol,
+      reject: e.reject ?? 'close',
+      credentials,
+      exclusive: e.exclusive ?? false,
+      maxConnectionsPerPrincipal: positive(`endpoints[${index}].maxConnectionsPerPrincipal`, e.maxConnectionsPerPrincipal, Infinity),
+      closeCodes: e.closeCodes ?? {},
+      authenticate: e.authenticate ?? options.authenticate,
+      authorize: e.authorize,
+      echo: e.echo ?? false,
+    };
+  });
+  let history: ResolvedOptions['history'];
+  if (options.history !== undefined) {
+    const h = options.history;
+    if (!Array.isArray(h.topics)) fail('history.topics must be an array of patterns');
+    history = {
+      topics: h.topics,
+      maxMessages: positive('history.maxMessages', h.maxMessages, 100),
+      maxAgeMs: positive('history.maxAgeMs', h.maxAgeMs, 5 * 60 * 1000),
+    };
+  }
+  const heartbeat = options.heartbeat === undefined ? { intervalMs: 30_000 } : options.heartbeat;
+  return {
+    endpoints,
+    syntax,
+    limits,
+    heartbeatMs: heartbeat === false ? false : positive('heartbeat.intervalMs', heartbeat.intervalMs, 30_000),
+    offlineQueue: options.offlineQueue ?? true,
+    history,
+    expiryWarningMs: positive('expiryWarningMs', options.expiryWarningMs, 60_000),
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The Protocol extension point: frames in, broker operations out; deliveries in, frames out.
+ * A protocol never touches a socket: it talks to a Connection.
+ */
+import type { BrokerError } from './errors.js';
+import type { Filter, Principal } from './types.js';
+
+/** A message on its way to connections. Encoded at most once per protocol, then shared. */
+export type Delivery =
+  | {
+      kind: 'publish';
+      topic: string;
+      payload: unknown;
+      /** Set for binary broadcasts: the data after the topic header. */
+      binary?: Buffer;
+      messageId: string;
+      sentAt: number;
+      /** Per-topic offset when the topic keeps history. */
+      offset?: number;
+      /** Principal id of the publisher, or null for the server. */
+      from: string | null;
+    }
+  | { kind: 'direct'; from: string | null; target: string; payload: unknown; messageId: string; sentAt: number }
+  | { kind: 'notification'; data: unknown; sentAt: number };
+
+export interface SubscribeResult {
+  /** The patterns now subscribed (as given). */
+  topics: string[];
+  /** Subscriptions the connection holds after the change. */
+  active: number;
+}
+
+export interface PublishResult {
+  messageId: string;
+  /** Connections on this node the message was handed to. */
+  recipients: number;
+  offset?: number;
+}
+
+export interface DirectResult {
+  messageId: string;
+  /** Connection ids that received it, on this node and (in a cluster) the ones known to others. */
+  deliveredTo: string[];
+  /** True when the target had no connection and the message was kept for later. */
+  queued: boolean;
+}
+
+export interface PublishOptions {
+  /** Deliver to the publishing connection too. Default: the endpoint's `echo` (false). */
+  echo?: boolean;
+  /** Binary data for a binary broadcast. */
+  binary?: Buffer;
+}
+
+/** One authenticated connection, as a protocol sees it. */
+export interface Connection {
+  readonly id: string;
+  readonly principal: Principal;
+  /** Path parameters of the endpoint's pattern. */
+  readonly params: Readonly<Record<string, string>>;
+  /** Query parameters of the upgrade request (without `token`). */
+  readonly query: Readonly<Record<string, string>>;
+  /** Request headers of the upgrade. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Subscribed patterns and their filters. */
+  readonly subscriptions: ReadonlyMap<string, Filter | null>;
+  /** Per-protocol state the protocol may keep on the connection. */
+  state: unknown;
+
+  /** Sends a JSON value as a text frame. */
+  send(message: unknown): void;
+  /** Sends a text (string) or binary (Buffer) frame as is. */
+  sendRaw(data: string | Buffer): void;
+  /** Subscribes all or nothing; rejects with a BrokerError (400 invalid, 403 denied with the topics, 400 limit). */
+  subscribe(patterns: string[], filters?: Filter | null): Promise<SubscribeResult>;
+  /** Removes subscriptions; unknown ones are ignored. */
+  unsubscribe(patterns: string[]): SubscribeResult;
+  /** Publishes after validating the topic and checking `publish` permission. */
+  publish(topic: string, payload: unknown, options?: PublishOptions): Promise<PublishResult>;
+  /** Sends to every connection of a principal (queued when offline and queueing is on). */
+  sendDirect(target: string, payload: unknown): Promise<DirectResult>;
+  /** Closes with a code (remapped by the endpoint's `closeCodes`) and a reason. */
+  close(code: number, reason?: string): void;
+}
+
+export interface Protocol {
+  readonly name: string;
+  /** The connection is authenticated and registered: send the welcome, bind topics… */
+  open(conn: Connection): void | Promise<void>;
+  /** One inbound frame. Errors it throws become `fail(conn, error)`. */
+  receive(conn: Connection, data: Buffer, isBinary: boolean): void | Promise<void>;
+  /**
+   * The frame body for a delivery: a string (text frame) or a Buffer (binary frame), or null
+   * when this protocol does not carry that kind of delivery. Called once per delivery per
+   * protocol; the result is shared by every connection of that protocol.
+   */
+  encode(delivery: Delivery): string | Buffer | null;
+  /** An inbound frame was refused (rate limit) or its handling failed; tell the client. */
+  fail(conn: Connection, error: BrokerError, data?: Buffer, isBinary?: boolean): void;
+  /** Subscriptions were dropped because the principal lost permission for them. */
+  permissionLost(conn: Connection, patterns: string[]): void;
+  /** The principal's credentials expire at `expiresAt` (ms since the epoch). */
+  tokenExpiring?(conn: Connection, expiresAt: number): void;
+}

@@ -1,0 +1,217 @@
+/**
+ * The envelope protocol (seed 001): `{type, data, id?, timestamp?}` JSON frames. Every request
+ * carrying an `id` gets exactly one Ack or Error naming it; the replies the seed documents
+ * (Status for Subscribe/Unsubscribe, Pong for Ping) come first (DESIGN.md "Acks").
+ */
+import { BrokerError } from '../errors.js';
+import type { Connection, Delivery, Protocol } from '../protocol.js';
+
+/** A handler for an `X-…` custom type; its result (if not undefined) is returned in the Ack as `result`. */
+export type CustomHandler = (conn: Connection, data: unknown) => unknown;
+
+export interface EnvelopeOptions {
+  /** Handlers for `X-` custom message types. Unregistered ones get Error 400. */
+  handlers?: Record<string, CustomHandler>;
+  /** `protocol_version` in the welcome. Default `'1.0'`. */
+  protocolVersion?: string;
+  /** `features` in the welcome. Default: what this broker serves. */
+  features?: string[];
+}
+
+interface Request {
+  type: string;
+  data: unknown;
+  id: string | undefined;
+}
+
+const MAX_ID_LENGTH = 128;
+
+type Handler = (conn: Connection, req: Request) => void | Promise<void>;
+
+export function envelope(options: EnvelopeOptions = {}): Protocol {
+  const custom = new Map(Object.entries(options.handlers ?? {}));
+  for (const [type, handler] of custom) {
+    if (!type.startsWith('X-') || typeof handler !== 'function') {
+      throw new TypeError(`envelope: custom handler '${type}' must be a function registered under an 'X-' type`);
+    }
+  }
+  const protocolVersion = options.protocolVersion ?? '1.0';
+  const features = options.features ?? ['broadcast', 'direct_message', 'presence', 'history'];
+
+  const handlers: Record<string, Handler> = {
+    Ping(conn, req) {
+      const data = optionalObject(req.data, 'Ping');
+      conn.send({ type: 'Pong', data: { timestamp: data?.timestamp ?? Date.now() } });
+      ack(conn, req, { status: 'ok' });
+    },
+
+    async Subscribe(conn, req) {
+      const data = requireObject(req.data, 'Subscribe');
+      const topics = stringArray(data.topics, 'Subscribe', 'data.topics');
+      const result = await conn.subscribe(topics, (data.filters ?? null) as never);
+      conn.send({ type: 'Status', data: { status: 'subscribed', details: { topics: result.topics, active_subscriptions: result.active } } });
+      ack(conn, req, { status: 'ok' });
+    },
+
+    Unsubscribe(conn, req) {
+      const data = requireObject(req.data, 'Unsubscribe');
+      const topics = stringArray(data.topics, 'Unsubscribe', 'data.topics');
+      const result = conn.unsubscribe(topics);
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active } } });
+      ack(conn, req, { status: 'ok' });
+    },
+
+    async Broadcast(conn, req) {
+      const data = requireObject(req.data, 'Broadcast');
+      if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
+      if (!('payload' in data)) throw bad('Broadcast needs data.payload');
+      if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
+      const result = await conn.publish(data.topic, data.payload, data.echo === undefined ? {} : { echo: data.echo });
+      ack(conn, req, { status: 'delivered', recipients: result.recipients, ...(result.offset !== undefined && { offset: result.offset }) });
+    },
+
+    async DirectMessage(conn, req) {
+      const data = requireObject(req.data, 'DirectMessage');
+      if (typeof data.target_user !== 'string' || data.target_user === '') throw bad('DirectMessage needs data.target_user (a non-empty string)');
+      if (!('payload' in data)) throw bad('DirectMessage needs data.payload');
+      const result = await conn.sendDirect(data.target_user, data.payload);
+      if (result.deliveredTo.length === 0) {
+        throw new BrokerError('SY_ERR_NOT_FOUND', `User ${data.target_user} not found or not connected`, {
+          details: { queued: result.queued },
+        });
+      }
+      ack(conn, req, { status: 'delivered', delivered_to: result.deliveredTo });
+    },
+  };
+
+  return {
+    name: 'envelope',
+
+    open(conn) {
+      conn.send({
+        type: 'Status',
+        data: {
+          status: 'connected',
+          details: { connection_id: conn.id, server_time: Date.now(), protocol_version: protocolVersion, features },
+        },
+      });
+    },
+
+    async receive(conn, raw, isBinary) {
+      if (isBinary) throw bad('binary frames are not supported on this endpoint');
+      const req = parse(raw);
+      // Requests are parsed once; the id is remembered so a failure can name it.
+      conn.state = req.id;
+      const handler = Object.hasOwn(handlers, req.type) ? handlers[req.type] : undefined;
+      if (handler !== undefined) {
+        await handler(conn, req);
+        return;
+      }
+      if (req.type.startsWith('X-')) {
+        const customHandler = custom.get(req.type);
+        if (customHandler === undefined) throw bad(`no handler is registered for custom type '${req.type}'`);
+        const result = await customHandler(conn, req.data);
+        ack(conn, req, { status: 'ok', ...(result !== undefined && { result }) });
+        return;
+      }
+      throw new BrokerError('SY_ERR_UNKNOWN_TYPE', `unknown message type '${req.type}'`);
+    },
+
+    encode(delivery: Delivery) {
+      switch (delivery.kind) {
+        case 'publish': {
+          const metadata = { sent_at: delivery.sentAt, message_id: delivery.messageId, ...(delivery.offset !== undefined && { offset: delivery.offset }) };
+          return JSON.stringify({ type: 'Broadcast', data: { topic: delivery.topic, payload: delivery.payload, metadata } });
+        }
+        case 'direct':
+          return JSON.stringify({
+            type: 'DirectMessage',
+            data: { from_user: delivery.from, payload: delivery.payload, metadata: { sent_at: delivery.sentAt, message_id: delivery.messageId } },
+          });
+        case 'notification':
+          return JSON.stringify({ type: 'Notification', data: delivery.data });
+      }
+    },
+
+    fail(conn, error, raw) {
+      // A failure while handling names the request in flight (conn.state; the session handles
+      // one request at a time). A refused frame (rate limit) was never parsed: read its id now.
+      let id: string | undefined;
+      if (error.code === 'SY_ERR_RATE_LIMITED') {
+        id = raw === undefined ? undefined : peekId(raw);
+      } else {
+        id = typeof conn.state === 'string' ? conn.state : undefined;
+        conn.state = undefined;
+      }
+      const details = { ...error.details, ...(id !== undefined && { message_id: id }) };
+      conn.send({ type: 'Error', data: { code: error.status, message: error.message, details } });
+    },
+
+    permissionLost(conn, patterns) {
+      conn.send({
+        type: 'Error',
+        data: { code: 403, message: `permission revoked; unsubscribed from ${patterns.join(', ')}`, details: { topics: patterns } },
+      });
+    },
+
+    tokenExpiring(conn, expiresAt) {
+      conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } });
+    },
+  };
+}
+
+function ack(conn: Connection, req: Request, data: Record<string, unknown>): void {
+  conn.state = undefined;
+  if (req.id !== undefined) conn.send({ type: 'Ack', data: { message_id: req.id, ...data } });
+}
+
+function bad(message: string, details?: Record<string, unknown>): BrokerError {
+  return new BrokerError('SY_ERR_BAD_FRAME', message, details && { details });
+}
+
+function parse(raw: Buffer): Request {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw bad(`invalid JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('a message must be a JSON object');
+  const { type, data, id } = value as Record<string, unknown>;
+  if (id !== undefined && (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH)) {
+    throw bad(`id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, { field: 'id' });
+  }
+  if (type === undefined) throw badWithId("missing 'type'", id);
+  if (typeof type !== 'string' || type === '') throw badWithId("'type' must be a non-empty string", id);
+  return { type, data, id };
+}
+
+function badWithId(message: string, id: string | undefined): BrokerError {
+  return bad(message, { field: 'type', ...(id !== undefined && { message_id: id }) });
+}
+
+function requireObject(data: unknown, type: string): Record<string, unknown> {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw bad(`${type} needs 'data' to be an object`, { field: 'data' });
+  return data as Record<string, unknown>;
+}
+
+function optionalObject(data: unknown, type: string): Record<string, unknown> | undefined {
+  return data === undefined || data === null ? undefined : requireObject(data, type);
+}
+
+function stringArray(value: unknown, type: string, field: string): string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.some((t) => typeof t !== 'string')) {
+    throw bad(`${type} needs ${field} to be a non-empty array of strings`, { field });
+  }
+  return value as string[];
+}
+
+/** The `id` of a frame that was refused before parsing, if it has one. */
+function peekId(raw: Buffer): string | undefined {
+  try {
+    const id = (JSON.parse(raw.toString('utf8')) as { id?: unknown }).id;
+    return typeof id === 'string' && id.length <= MAX_ID_LENGTH ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}

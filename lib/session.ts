@@ -1,0 +1,271 @@
+/**
+ * One live connection: its principal, subscriptions and bounded send queue. Frames are queued
+ * by reference and written once per event-loop turn (corked, so a burst is one writev), never
+ * beyond `maxBufferedBytes`: a consumer that stops reading is closed with 1013 instead of
+ * growing the server's memory.
+ */
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { BrokerError, CloseCode } from './errors.js';
+import { encodeFrame } from './frame.js';
+import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
+import type { Connection, DirectResult, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import { TokenBucket } from './rate-limit.js';
+import type { Filter, Principal } from './types.js';
+
+/** What a session needs from its broker (kept narrow so the two stay decoupled). */
+export interface SessionHost {
+  readonly limits: ResolvedLimits;
+  scheduleFlush(session: Session): void;
+  subscribe(session: Session, patterns: string[], filters: Filter | null): Promise<SubscribeResult>;
+  unsubscribe(session: Session, patterns: string[]): SubscribeResult;
+  publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
+  directFrom(session: Session, target: string, payload: unknown): Promise<DirectResult>;
+  reportError(error: unknown, context: Record<string, unknown>): void;
+}
+
+export class Session implements Connection {
+  readonly id: string;
+  principal: Principal;
+  readonly params: Record<string, string>;
+  readonly query: Record<string, string>;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly endpoint: ResolvedEndpoint;
+  readonly subscriptions = new Map<string, Filter | null>();
+  readonly connectedAt = Date.now();
+  state: unknown = undefined;
+
+  /** Set by the broker's matcher so overlapping subscriptions deliver once per publish. */
+  lastDelivery = 0;
+  /** Heartbeat: whether a pong (or any frame) arrived since the last ping. */
+  alive = true;
+  closed = false;
+
+  readonly #host: SessionHost;
+  readonly #ws: WebSocket;
+  readonly #socket: Socket;
+  readonly #bucket: TokenBucket | null;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #closing = false;
+  #strikes = 0;
+  #inflight = 0;
+  #paused = false;
+  #chain: Promise<void> = Promise.resolve();
+  #timers: NodeJS.Timeout[] = [];
+
+  constructor(init: {
+    id: string;
+    principal: Principal;
+    params: Record<string, string>;
+    query: Record<string, string>;
+    headers: Record<string, string | string[] | undefined>;
+    endpoint: ResolvedEndpoint;
+    host: SessionHost;
+    ws: WebSocket;
+    socket: Socket;
+  }) {
+    this.id = init.id;
+    this.principal = init.principal;
+    this.params = init.params;
+    this.query = init.query;
+    this.headers = init.headers;
+    this.endpoint = init.endpoint;
+    this.#host = init.host;
+    this.#ws = init.ws;
+    this.#socket = init.socket;
+    const rate = init.host.limits.rate;
+    this.#bucket = rate === false ? null : new TokenBucket(rate.perSecond, rate.burst);
+  }
+
+  get closing(): boolean {
+    return this.#closing || this.closed;
+  }
+
+  /** Bytes queued here or in the socket, not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.#pendingBytes + this.#socket.writableLength;
+  }
+
+  // ── outbound ──────────────────────────────────────────────────────────────
+
+  /** Queues a complete frame (shared, never modified). Returns false if it was not queued. */
+  enqueue(frame: Buffer): boolean {
+    if (this.#closing || this.closed) return false;
+    if (this.#pendingBytes + this.#socket.writableLength + frame.length > this.#host.limits.maxBufferedBytes) {
+      this.#slowConsumer();
+      return false;
+    }
+    if (this.#pending.length === 0) this.#host.scheduleFlush(this);
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.length;
+    return true;
+  }
+
+  /** Writes what is queued: one write, or a corked burst the kernel gets as one writev. */
+  flush(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.closed || this.#socket.destroyed) return;
+    if (pending.length === 1) {
+      this.#socket.write(pending[0]!);
+      return;
+    }
+    this.#socket.cork();
+    for (const frame of pending) this.#socket.write(frame);
+    this.#socket.uncork();
+  }
+
+  send(message: unknown): void {
+    this.enqueue(encodeFrame(Buffer.from(JSON.stringify(message), 'utf8'), false));
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.enqueue(typeof data === 'string' ? encodeFrame(Buffer.from(data, 'utf8'), false) : encodeFrame(data, true));
+  }
+
+  // ── operations, delegated to the broker ──────────────────────────────────
+
+  subscribe(patterns: string[], filters: Filter | null = null): Promise<SubscribeResult> {
+    return this.#host.subscribe(this, patterns, filters);
+  }
+
+  unsubscribe(patterns: string[]): SubscribeResult {
+    return this.#host.unsubscribe(this, patterns);
+  }
+
+  publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    return this.#host.publishFrom(this, topic, payload, options);
+  }
+
+  sendDirect(target: string, payload: unknown): Promise<DirectResult> {
+    return this.#host.directFrom(this, target, payload);
+  }
+
+  // ── inbound ───────────────────────────────────────────────────────────────
+
+  /**
+   * One inbound frame. Frames are handled one after another in arrival order (so a Subscribe
+   * is in effect before the Broadcast that follows it); reading pauses while too many wait.
+   */
+  receive(data: Buffer, isBinary: boolean): void {
+    if (this.#closing || this.closed) return;
+    this.alive = true;
+    const protocol = this.endpoint.protocol;
+    if (this.#bucket !== null) {
+      const wait = this.#bucket.take();
+      if (wait > 0) {
+        if (++this.#strikes >= this.#host.limits.rateAbuseStrikes) {
+          this.close(CloseCode.POLICY_VIOLATION, 'rate limit abuse');
+          return;
+        }
+        const error = new BrokerError('SY_ERR_RATE_LIMITED', `rate limit exceeded; retry in ${wait} ms`, {
+          details: { retry_after_ms: wait },
+        });
+        protocol.fail(this, error, data, isBinary);
+        return;
+      }
+      this.#strikes = 0;
+    }
+    this.#inflight++;
+    if (this.#inflight >= this.#host.limits.maxInflight && !this.#paused) {
+      this.#paused = true;
+      this.#ws.pause();
+    }
+    this.#chain = this.#chain.then(() => this.#handle(data, isBinary));
+  }
+
+  async #handle(data: Buffer, isBinary: boolean): Promise<void> {
+    try {
+      if (!this.closed) await this.endpoint.protocol.receive(this, data, isBinary);
+    } catch (err) {
+      this.#fail(err, data, isBinary);
+    } finally {
+      this.#inflight--;
+      if (this.#paused && this.#inflight < this.#host.limits.maxInflight / 2) {
+        this.#paused = false;
+        if (!this.closed) this.#ws.resume();
+      }
+    }
+  }
+
+  #fail(err: unknown, data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    let error: BrokerError;
+    if (err instanceof BrokerError) {
+      error = err;
+    } else {
+      this.#host.reportError(err, { connection: this.id, principal: this.principal.id });
+      error = new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
+    }
+    try {
+      this.endpoint.protocol.fail(this, error, data, isBinary);
+    } catch (inner) {
+      this.#host.reportError(inner, { connection: this.id });
+      this.close(CloseCode.INTERNAL_ERROR, 'internal error');
+    }
+  }
+
+  // ── lifecycle ─────────────────────────────────────────────────────────────
+
+  /** Starts the close handshake (queued frames go first) and destroys the socket if it stalls. */
+  close(code: number, reason = ''): void {
+    if (this.#closing || this.closed) return;
+    this.flush();
+    this.#closing = true;
+    const mapped = this.endpoint.closeCodes[code] ?? code;
+    try {
+      this.#ws.close(mapped, truncateReason(reason));
+    } catch (err) {
+      this.#host.reportError(err, { connection: this.id });
+      this.#ws.terminate();
+      return;
+    }
+    this.addTimer(setTimeout(() => this.#ws.terminate(), this.#host.limits.closeTimeoutMs));
+  }
+
+  /** Ends the connection at once, without a close handshake (dead peer). */
+  terminate(): void {
+    this.#closing = true;
+    this.#ws.terminate();
+  }
+
+  ping(): void {
+    if (this.#closing || this.closed) return;
+    this.alive = false;
+    this.#ws.ping();
+  }
+
+  /** Timers owned by this connection, cleared when it closes. */
+  addTimer(timer: NodeJS.Timeout): void {
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  /** Called once the socket is gone. */
+  dispose(): void {
+    this.closed = true;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers = [];
+  }
+
+  #slowConsumer(): void {
+    // The queue is full: drop it, send the close frame behind what the socket already holds,
+    // and destroy the socket if the peer does not finish the handshake in time.
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
+  }
+}
+
+/** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5). */
+function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = reason.slice(0, 120);
+  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
+  return out + '...';
+}

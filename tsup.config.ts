@@ -1,0 +1,16 @@
+import { defineConfig } from 'tsup';
+
+// Each entry is built on its own; adapters import the core as 'switchyard' (external), so the
+// built package has exactly one copy of the broker, resolved through the package's own exports.
+export default defineConfig({
+  entry: {
+    index: 'lib/index.ts',
+    http: 'adapters/http.ts',
+  },
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  external: [/^switchyard(\/.*)?$/],
+});
