@@ -47,7 +47,7 @@ export class Client {
   readonly opened: Promise<void>;
   readonly closed: Promise<{ code: number; reason: string }>;
   #waiters: Array<{ test: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void }> = [];
-  #cursor = 0;
+  #untaken: Frame[] = [];
   #ids = 0;
 
   constructor(url: string, protocols?: string | string[], options?: ClientOptions) {
@@ -77,32 +77,25 @@ export class Client {
         frame = { type: '__raw__', data: data.toString() };
       }
       this.frames.push(frame);
-      for (const w of [...this.#waiters]) {
-        if (w.test(frame)) {
-          this.#waiters.splice(this.#waiters.indexOf(w), 1);
-          w.resolve(frame);
-          return;
-        }
-      }
+      const waiter = this.#waiters.findIndex((w) => w.test(frame));
+      if (waiter === -1) this.#untaken.push(frame);
+      else this.#waiters.splice(waiter, 1)[0]!.resolve(frame);
     });
   }
 
-  /** Resolves with the first frame (received or to come) that passes `test`, consuming frames in order. */
+  /**
+   * Resolves with the first frame not yet taken (received or to come) that passes `test`, and
+   * takes it. Frames it passes over stay available to later calls.
+   */
   next(test: (f: Frame) => boolean = () => true, what = 'frame'): Promise<Frame> {
-    for (let i = this.#cursor; i < this.frames.length; i++) {
-      if (test(this.frames[i]!)) {
-        this.#cursor = i + 1;
-        return Promise.resolve(this.frames[i]!);
-      }
-    }
-    this.#cursor = this.frames.length;
+    const i = this.#untaken.findIndex(test);
+    if (i !== -1) return Promise.resolve(this.#untaken.splice(i, 1)[0]!);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.frames.slice(-5))}`)), 5000);
       this.#waiters.push({
         test,
         resolve: (f) => {
           clearTimeout(timer);
-          this.#cursor = this.frames.length;
           resolve(f);
         },
         reject: (e) => {
