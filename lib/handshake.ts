@@ -157,6 +157,14 @@ export class Gate {
     const code = endpoint.closeCodes[error.closeCode] ?? error.closeCode;
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
       ws.on('error', ignore);
+      let frame: string | null = null;
+      try {
+        frame = endpoint.protocol.refused?.(error) ?? null;
+      } catch (err) {
+        this.#host.reportError(err, { during: 'refused', path: endpoint.pattern });
+      }
+      // Sent before the close frame, so the client reads it first (seed 003's AUTH_ERROR).
+      if (frame !== null) ws.send(frame);
       ws.close(code, error.message);
       const timer = setTimeout(() => ws.terminate(), this.#options.limits.closeTimeoutMs);
       timer.unref();

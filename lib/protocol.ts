@@ -101,4 +101,10 @@ export interface Protocol {
   permissionLost(conn: Connection, patterns: string[]): void;
   /** The principal's credentials expire at `expiresAt` (ms since the epoch). */
   tokenExpiring?(conn: Connection, expiresAt: number): void;
+  /**
+   * A handshake is refused under the `'close'` policy: the text frame to send before the close
+   * code, or null for none (seed 003 sends an `AUTH_ERROR` frame, then closes 4001/4003).
+   * There is no Connection: the socket was never registered.
+   */
+  refused?(error: BrokerError): string | null;
 }
