@@ -31,6 +31,8 @@ export interface BrokerStats {
   principals: number;
   subscriptions: number;
   patterns: number;
+  /** Bytes queued for connections and not yet taken by the kernel, summed. */
+  bufferedBytes: number;
   published: number;
   delivered: number;
   rejectedHandshakes: number;
@@ -192,13 +194,18 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
 
   stats(): BrokerStats {
     let subscriptions = 0;
-    for (const s of this.#sessions) subscriptions += s.subscriptions.size;
+    let bufferedBytes = 0;
+    for (const s of this.#sessions) {
+      subscriptions += s.subscriptions.size;
+      bufferedBytes += s.bufferedBytes;
+    }
     return {
       connections: this.#sessions.size,
       handshakesPending: this.#gate.pendingCount,
       principals: this.#byPrincipal.size,
       subscriptions,
       patterns: this.#index.size,
+      bufferedBytes,
       ...this.#counters,
     };
   }
@@ -372,8 +379,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     const peers = this.#byPrincipal.get(session.principal.id);
     peers?.delete(session);
     if (peers?.size === 0) this.#byPrincipal.delete(session.principal.id);
-    if (code === CloseCode.TRY_AGAIN_LATER) this.#counters.slowConsumersClosed++;
-    this.emit('disconnect', { ...this.#info(session), code, reason });
+    const sent = session.closeCodeSent;
+    if (sent === CloseCode.TRY_AGAIN_LATER) this.#counters.slowConsumersClosed++;
+    // A peer that never answered our close shows up as 1006: report the code we sent.
+    this.emit('disconnect', { ...this.#info(session), code: code === 1006 && sent !== undefined ? sent : code, reason });
     if (this.#sessions.size === 0 && this.#whenEmpty.length > 0) {
       for (const resolve of this.#whenEmpty.splice(0)) resolve();
     }

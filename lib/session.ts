@@ -40,6 +40,8 @@ export class Session implements Connection {
   /** Heartbeat: whether a pong (or any frame) arrived since the last ping. */
   alive = true;
   closed = false;
+  /** The close code this side sent, if it started the close (reported instead of 1006 when the peer never answered). */
+  closeCodeSent: number | undefined;
 
   readonly #host: SessionHost;
   readonly #ws: WebSocket;
@@ -216,6 +218,7 @@ export class Session implements Connection {
     this.flush();
     this.#closing = true;
     const mapped = this.endpoint.closeCodes[code] ?? code;
+    this.closeCodeSent = mapped;
     try {
       this.#ws.close(mapped, truncateReason(reason));
     } catch (err) {

@@ -1,0 +1,157 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { envelope, type BrokerOptions } from 'switchyard';
+import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
+
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function broker(extra: Partial<BrokerOptions> = {}): Promise<Running> {
+  running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: tokenAuth, ...extra });
+  return running;
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('message size', () => {
+  it('closes with 1009 on a frame larger than the limit, and accepts one at the limit', async () => {
+    await broker({ limits: { maxMessageBytes: 1024 } });
+    const ok = await connect(running!.url('/ws?token=a'));
+    const atLimit = JSON.stringify({ type: 'Ping', data: { pad: '' } });
+    ok.ws.send(atLimit.replace('""', `"${'x'.repeat(1024 - atLimit.length)}"`));
+    expect((await ok.nextOf('Pong')).type).toBe('Pong');
+    const big = await connect(running!.url('/ws?token=b'));
+    big.ws.send(JSON.stringify({ type: 'Ping', data: { pad: 'x'.repeat(2000) } }));
+    expect((await big.closed).code).toBe(1009);
+    expect((await ok.request('Ping', {})).type).toBe('Ack'); // others unaffected
+    await ok.close();
+  });
+
+  it('defaults to 64 KiB (seed 001)', async () => {
+    await broker();
+    const c = await connect(running!.url('/ws?token=a'));
+    c.ws.send(JSON.stringify({ type: 'Ping', data: { pad: 'x'.repeat(64 * 1024) } }));
+    expect((await c.closed).code).toBe(1009);
+  });
+});
+
+describe('rate limit', () => {
+  it('answers 429 with retry_after_ms naming the request, then closes 1008 on sustained abuse', async () => {
+    await broker({ limits: { rate: { perSecond: 2, burst: 5 }, rateAbuseStrikes: 10 } });
+    const c = await connect(running!.url('/ws?token=a'));
+    for (let i = 0; i < 8; i++) c.sendJson({ type: 'Ping', data: {}, id: `p${i}` });
+    await until(() => c.frames.filter((f) => f.type === 'Ack' || f.type === 'Error').length === 8, '8 replies');
+    const acks = c.frames.filter((f) => f.type === 'Ack').map((f) => f.data.message_id);
+    const errors = c.frames.filter((f) => f.type === 'Error');
+    expect(acks).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']); // Pings count toward the limit
+    expect(errors.map((e) => e.data.details.message_id)).toEqual(['p5', 'p6', 'p7']);
+    expect(errors[0]!.data.code).toBe(429);
+    expect(errors[0]!.data.details.retry_after_ms).toBeGreaterThan(0);
+    for (let i = 0; i < 20; i++) c.sendJson({ type: 'Ping', data: {} });
+    expect((await c.closed).code).toBe(1008);
+  });
+
+  it('forgives a client that backs off', async () => {
+    await broker({ limits: { rate: { perSecond: 1000, burst: 1 }, rateAbuseStrikes: 3 } });
+    const c = await connect(running!.url('/ws?token=a'));
+    for (let round = 0; round < 5; round++) {
+      c.sendJson({ type: 'Ping', data: {} });
+      c.sendJson({ type: 'Ping', data: {} }); // refused: one strike
+      await c.nextOf('Error');
+      await new Promise<void>((resolve) => setTimeout(resolve, 2)); // one token refills in 1 ms
+    }
+    expect((await c.request('Ping', {})).type).toBe('Ack');
+    await c.close();
+  });
+});
+
+describe('slow consumer', () => {
+  it('closes a consumer that stops reading (1013) while others keep receiving, with bounded buffers', async () => {
+    const limit = 256 * 1024;
+    await broker({ limits: { maxBufferedBytes: limit, closeTimeoutMs: 200, rate: false } });
+    const slow = await connect(running!.url('/ws?token=slow'));
+    const fast = await connect(running!.url('/ws?token=fast'));
+    await slow.request('Subscribe', { topics: ['flood'] });
+    await fast.request('Subscribe', { topics: ['flood'] });
+    const disconnects: Array<{ principal: string; code: number }> = [];
+    running!.broker.on('disconnect', (d) => disconnects.push({ principal: d.principal.id, code: d.code }));
+    slow.ws.pause(); // stops reading: the kernel buffers fill, then the server's queue
+
+    let fastCount = 0;
+    fast.ws.on('message', () => fastCount++);
+    const payload = { blob: 'x'.repeat(16 * 1024) };
+    let sent = 0;
+    let maxBuffered = 0;
+    // Publish 16 KiB messages in small bursts, each burst after the fast consumer took the last,
+    // until the slow one is dropped (far more than kernel buffers and the limit can hold).
+    while (!disconnects.some((d) => d.principal === 'slow') && sent < 4000) {
+      for (let i = 0; i < 8; i++) await running!.broker.publish('flood', { ...payload, n: sent++ });
+      maxBuffered = Math.max(maxBuffered, running!.broker.stats().bufferedBytes);
+      await until(() => fastCount === sent, 'fast consumer keeps up');
+      await turn();
+    }
+    await until(() => disconnects.some((d) => d.principal === 'slow'), 'slow consumer dropped');
+    expect(disconnects).toEqual([{ principal: 'slow', code: 1013 }]);
+    expect(sent * 16 * 1024).toBeGreaterThan(4 * limit);
+    expect(maxBuffered).toBeLessThanOrEqual(2 * limit + 64 * 1024);
+    expect(running!.broker.stats().slowConsumersClosed).toBe(1);
+    // The fast consumer got every message, in order, and keeps receiving.
+    await running!.broker.publish('flood', { last: true });
+    await until(() => fastCount === sent + 1, 'fast gets the last one');
+    slow.ws.terminate();
+    await fast.close();
+  });
+});
+
+describe('heartbeat', () => {
+  it('terminates a peer that stops answering pings, and keeps one that answers', async () => {
+    await broker({ heartbeat: { intervalMs: 40 } });
+    const live = await connect(running!.url('/ws?token=live'));
+    const dead = await connect(running!.url('/ws?token=dead'), undefined, { autoPong: false });
+    let pings = 0;
+    live.ws.on('ping', () => pings++);
+    expect((await dead.closed).code).toBe(1006); // terminated, no close handshake
+    await until(() => pings >= 4, 'several heartbeats');
+    expect(live.ws.readyState).toBe(WebSocket.OPEN);
+    await live.close();
+  });
+});
+
+describe('graceful close', () => {
+  it('sends 1001 to every client, is idempotent, and leaves no timers behind', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const baseline = timers();
+    await broker({ heartbeat: { intervalMs: 1000 } });
+    const a = await connect(running!.url('/ws?token=a'));
+    const b = await connect(running!.url('/ws?token=b'));
+    const first = running!.broker.close();
+    const second = running!.broker.close();
+    expect(second).toBe(first);
+    expect(await a.closed).toMatchObject({ code: 1001 });
+    expect(await b.closed).toMatchObject({ code: 1001 });
+    await first;
+    expect(running!.broker.stats()).toMatchObject({ connections: 0, principals: 0, subscriptions: 0 });
+    await expect(running!.broker.publish('t', 1)).rejects.toMatchObject({ code: 'SY_ERR_CLOSED' });
+    await until(() => timers() <= baseline, 'timers cleared');
+  });
+
+  it('refuses handshakes still being decided when it closes', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    running = await start({
+      endpoints: [{ path: '/ws', protocol: envelope() }],
+      authenticate: async () => {
+        await gate;
+        return { id: 'late' };
+      },
+    });
+    const client = new Client(running.url('/ws?token=t'));
+    await until(() => running!.broker.stats().handshakesPending === 1, 'pending');
+    await running.broker.close();
+    await expect(client.opened).rejects.toMatchObject({ status: 503 });
+    release();
+  });
+});
