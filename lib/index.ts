@@ -1,5 +1,6 @@
 export { Broker, createBroker, type BrokerEvents, type BrokerStats, type ConnectionInfo } from './broker.js';
 export { envelope, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
+export { stream, type StreamBind, type StreamBinding, type StreamOptions } from './protocols/stream.js';
 export { grants, grantsAllow } from './grants.js';
 export { BrokerError, CloseCode, ERRORS, TERMINAL_CLOSE_CODES, isBrokerError, type ErrorCode } from './errors.js';
 export { covers, matches, checkTopic, resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
