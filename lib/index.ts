@@ -1,5 +1,7 @@
 export { Broker, createBroker, type BrokerEvents, type BrokerStats, type ConnectionInfo } from './broker.js';
 export { envelope, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
+export { tagged, type TaggedOptions } from './protocols/tagged.js';
+export { events, type EventsErrorCode, type EventsOptions } from './protocols/events.js';
 export { stream, type StreamBind, type StreamBinding, type StreamOptions } from './protocols/stream.js';
 export { grants, grantsAllow } from './grants.js';
 export { BrokerError, CloseCode, ERRORS, TERMINAL_CLOSE_CODES, isBrokerError, type ErrorCode } from './errors.js';
