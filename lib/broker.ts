@@ -17,11 +17,12 @@ import { Gate } from './handshake.js';
 import { MemoryBus } from './memory-bus.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedOptions } from './options.js';
-import type { Delivery, DirectResult, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import { PresenceTracker } from './presence.js';
+import type { Delivery, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import { Session, type SessionHost } from './session.js';
 import type { HistoryPage, HistoryQuery, Store } from './store.js';
 import { TopicIndex } from './topic-index.js';
-import { assertTopic, checkTopic, covers } from './topics.js';
+import { assertTopic, checkTopic, covers, hasWildcard } from './topics.js';
 import type { Action, Filter, Handshake, Logger, Principal } from './types.js';
 
 /** What `stats()` reports. */
@@ -71,6 +72,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   readonly #authorize: NonNullable<BrokerOptions['authorize']> | undefined;
   readonly #heartbeat: NodeJS.Timeout | undefined;
   readonly #busReady: Promise<void>;
+  readonly #presence: PresenceTracker;
   #dirty: Session[] = [];
   #flushScheduled = false;
   #deliverySeq = 0;
@@ -89,6 +91,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     this.#store = options.store ?? new MemoryStore();
     this.#bus = options.bus ?? new MemoryBus();
     this.#gate = new Gate(this.options, this);
+    this.#presence = new PresenceTracker(this.options.syntax);
     this.#busReady = this.#bus.start(this.nodeId, (message) => this.#onBusMessage(message)).catch((err: unknown) => {
       this.reportError(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {});
     });
@@ -136,6 +139,26 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     this.#assertOpen();
     this.#assertTarget(principalId);
     return this.#direct(null, principalId, payload);
+  }
+
+  /**
+   * Sends a `Notification` to every connection, to a principal's connections, or to the
+   * subscribers of a topic, on every node. Resolves with the connections reached on this node.
+   */
+  async notify(target: NotifyTarget, data: unknown): Promise<{ recipients: number }> {
+    this.#assertOpen();
+    if (typeof target === 'object' && 'topic' in target) assertTopic(this.options.syntax, target.topic, false);
+    else if (typeof target === 'object' && 'principal' in target) this.#assertTarget(target.principal);
+    else if (target !== 'all') throw new TypeError("notify target must be 'all', { principal } or { topic }");
+    const sentAt = Date.now();
+    this.#publishBus({ kind: 'notify', target, data, sentAt });
+    return { recipients: this.#notifyLocal(target, data, sentAt) };
+  }
+
+  /** A principal's presence as this node sees it. */
+  presence(principalId: string): PresenceInfo {
+    const peers = this.#byPrincipal.get(principalId);
+    return this.#presence.current(principalId, peers?.values().next().value?.principal);
   }
 
   /** Closes (4002) every connection of a principal and/or using a token id, on every node. */
@@ -249,7 +272,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     for (const session of dirty) session.flush();
   };
 
-  async subscribe(session: Session, patterns: string[], filters: Filter | null): Promise<SubscribeResult> {
+  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult> {
     if (!Array.isArray(patterns) || patterns.length === 0) {
       throw new BrokerError('SY_ERR_BAD_FRAME', 'topics must be a non-empty array of strings');
     }
@@ -267,6 +290,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
     const compiled = compileFilter(filters);
     const unique = [...new Set(patterns)];
+    const recovering = this.#checkRecover(unique, recover);
     const added = unique.filter((p) => !session.subscriptions.has(p)).length;
     const limit = this.options.limits.maxSubscriptions;
     if (session.subscriptions.size + added > limit) {
@@ -279,13 +303,55 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     if (denied.length > 0) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to subscribe to ${denied.join(', ')}`, { details: { topics: denied } });
     }
-    if (!session.closing) {
-      for (const p of unique) {
-        session.subscriptions.set(p, compiled?.source ?? null);
-        this.#index.add(p, session, compiled);
+    if (session.closing) return { topics: unique, active: session.subscriptions.size };
+    // Live messages of recovered topics are held from the moment the subscription exists,
+    // then released after the replay with offsets it did not cover: no gap, no duplicate.
+    session.hold(recovering.map(([topic]) => topic));
+    for (const p of unique) {
+      session.subscriptions.set(p, compiled?.source ?? null);
+      this.#index.add(p, session, compiled);
+    }
+    if (recovering.length === 0) return { topics: unique, active: session.subscriptions.size };
+    const recovered: Record<string, boolean> = {};
+    for (const [topic, since] of recovering) {
+      let last = since;
+      try {
+        const page = await this.#store.readHistory(topic, { since }, this.options.history!);
+        recovered[topic] = page.complete;
+        for (const record of page.records) {
+          const { binary, ...rest } = record;
+          this.#deliverTo(session, { kind: 'publish', ...rest, ...(binary && { binary }) });
+          last = record.offset;
+        }
+      } catch (err) {
+        this.reportError(err, { during: 'recover', topic });
+        recovered[topic] = false;
+      } finally {
+        session.release(topic, last);
       }
     }
-    return { topics: unique, active: session.subscriptions.size };
+    return { topics: unique, active: session.subscriptions.size, recovered };
+  }
+
+  /** Validates a Subscribe's `recover` map: concrete, subscribed topics that keep history. */
+  #checkRecover(patterns: string[], recover: Record<string, number> | undefined): Array<[string, number]> {
+    if (recover === undefined || recover === null) return [];
+    if (typeof recover !== 'object' || Array.isArray(recover)) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', 'recover must be an object of topic → last offset seen');
+    }
+    const entries = Object.entries(recover);
+    for (const [topic, offset] of entries) {
+      if (!patterns.includes(topic) || hasWildcard(this.options.syntax, topic)) {
+        throw new BrokerError('SY_ERR_BAD_FRAME', `recover names ${topic}, which is not a concrete topic of this Subscribe`, { details: { topics: [topic] } });
+      }
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new BrokerError('SY_ERR_BAD_FRAME', `recover offset for ${topic} must be a non-negative integer`);
+      }
+      if (!this.#keepsHistory(topic)) {
+        throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history to recover from`, { details: { topics: [topic] } });
+      }
+    }
+    return entries;
   }
 
   unsubscribe(session: Session, patterns: string[]): SubscribeResult {
@@ -301,6 +367,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
 
   async publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Promise<PublishResult> {
     assertTopic(this.options.syntax, topic, false);
+    if (this.#presence.isPresenceTopic(topic)) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `${topic} is reserved for presence events`, { details: { topics: [topic] } });
+    }
     if (!(await this.#allowed(session, 'publish', topic))) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
     }
@@ -308,12 +377,32 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     return this.#publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
   }
 
-  async directFrom(session: Session, target: string, payload: unknown): Promise<DirectResult> {
+  async directFrom(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
     this.#assertTarget(target);
     if (!(await this.#allowed(session, 'direct', target))) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to message ${target}`);
     }
-    return this.#direct(session.principal.id, target, payload);
+    return this.#direct(session.principal.id, target, payload, binary);
+  }
+
+  async historyFor(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage> {
+    assertTopic(this.options.syntax, topic, false);
+    if (!(await this.#allowed(session, 'subscribe', topic))) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to read ${topic}`, { details: { topics: [topic] } });
+    }
+    return this.history(topic, query);
+  }
+
+  async presenceFor(session: Session, principalIds: string[]): Promise<PresenceInfo[]> {
+    if (!this.options.presence) throw new BrokerError('SY_ERR_NOT_FOUND', 'presence is not enabled on this broker');
+    for (const id of principalIds) this.#assertTarget(id);
+    const topics = principalIds.map((id) => this.#presence.topicOf(id));
+    const verdicts = await Promise.all(topics.map((t) => this.#allowed(session, 'subscribe', t)));
+    const denied = topics.filter((_, i) => !verdicts[i]);
+    if (denied.length > 0) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to see ${denied.join(', ')}`, { details: { topics: denied } });
+    }
+    return principalIds.map((id) => this.presence(id));
   }
 
   reportError(error: unknown, context: Record<string, unknown>): void {
@@ -347,6 +436,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       this.#byPrincipal.set(principal.id, peers);
     }
     peers.add(session);
+    if (peers.size === 1 && this.options.presence) this.#announce(principal, true);
     ws.on('error', (err) => this.#logger.debug('connection error', { connection: session.id, error: err.message }));
     ws.on('pong', () => (session.alive = true));
     ws.on('message', (data, isBinary) => session.receive(data as Buffer, isBinary));
@@ -362,9 +452,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       this.#scheduleExpiry(session);
       if (this.options.offlineQueue && !session.closing) {
         const queued = await this.#store.drainDirect(session.principal.id);
-        for (const m of queued) {
-          this.#deliverTo(session, { kind: 'direct', ...m, from: m.from });
-        }
+        for (const m of queued) this.#deliverTo(session, { kind: 'direct', ...m });
       }
     } catch (err) {
       this.reportError(err, { during: 'open', connection: session.id });
@@ -378,7 +466,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     for (const pattern of session.subscriptions.keys()) this.#index.remove(pattern, session);
     const peers = this.#byPrincipal.get(session.principal.id);
     peers?.delete(session);
-    if (peers?.size === 0) this.#byPrincipal.delete(session.principal.id);
+    if (peers?.size === 0) {
+      this.#byPrincipal.delete(session.principal.id);
+      if (this.options.presence && !this.#closed) this.#announce(session.principal, false);
+    }
     const sent = session.closeCodeSent;
     if (sent === CloseCode.TRY_AGAIN_LATER) this.#counters.slowConsumersClosed++;
     // A peer that never answered our close shows up as 1006: report the code we sent.
@@ -404,7 +495,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       offset = record.offset;
     }
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) };
-    const recipients = this.#deliverLocal(delivery, exclude);
+    const recipients = this.#fanout(topic, delivery, exclude);
     this.#publishBus({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
@@ -416,17 +507,19 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   }
 
   /**
-   * Hands one publish to every matching local subscription. The frame is built at most once
-   * per protocol and the same Buffer is queued on every connection; a connection with
+   * Hands one delivery to every local subscription matching `topic`. The frame is built at most
+   * once per protocol and the same Buffer is queued on every connection; a connection with
    * overlapping subscriptions gets it once.
    */
-  #deliverLocal(delivery: Delivery & { kind: 'publish' }, exclude: Session | null): number {
+  #fanout(topic: string, delivery: Delivery, exclude: Session | null): number {
     const seq = ++this.#deliverySeq;
     const frames: Array<Buffer | null | undefined> = [];
+    const payload = delivery.kind === 'publish' ? delivery.payload : undefined;
+    const offset = delivery.kind === 'publish' ? delivery.offset : undefined;
     let recipients = 0;
-    this.#index.match(delivery.topic, (session, filter) => {
+    this.#index.match(topic, (session, filter) => {
       if (session.lastDelivery === seq || session === exclude) return;
-      if (filter !== null && !passesFilter(filter, delivery.payload)) return;
+      if (filter !== null && !passesFilter(filter, payload)) return;
       session.lastDelivery = seq;
       const slot = session.endpoint.index;
       let frame = frames[slot];
@@ -434,10 +527,28 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
         frame = frameOf(session.endpoint.protocol.encode(delivery));
         frames[slot] = frame;
       }
-      if (frame !== null && session.enqueue(frame)) recipients++;
+      if (frame !== null && session.deliver(frame, topic, offset)) recipients++;
     });
     this.#counters.delivered += recipients;
     return recipients;
+  }
+
+  #notifyLocal(target: NotifyTarget, data: unknown, sentAt: number): number {
+    const delivery: Delivery = { kind: 'notification', data, sentAt };
+    if (typeof target === 'object' && 'topic' in target) return this.#fanout(target.topic, delivery, null);
+    const sessions = target === 'all' ? this.#sessions : (this.#byPrincipal.get(target.principal) ?? []);
+    let recipients = 0;
+    for (const session of sessions) if (this.#deliverTo(session, delivery)) recipients++;
+    return recipients;
+  }
+
+  /** Publishes a presence change on `$presence/<id>` (every node does this for its own connections). */
+  #announce(principal: Principal, online: boolean): void {
+    const topic = this.#presence.topicOf(principal.id);
+    if (checkTopic(this.options.syntax, topic, false) !== null) return; // an id that cannot be a topic level
+    void this.#publish(topic, this.#presence.event(principal, online), null, null).catch((err: unknown) =>
+      this.reportError(err, { during: 'presence', principal: principal.id }),
+    );
   }
 
   /** Sends one delivery to one connection (direct messages, queued messages). */
@@ -446,15 +557,15 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     return frame !== null && session.enqueue(frame);
   }
 
-  async #direct(from: string | null, target: string, payload: unknown): Promise<DirectResult> {
+  async #direct(from: string | null, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
     const messageId = this.#ids();
     const sentAt = Date.now();
-    const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt };
+    const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt, ...(binary && { binary }) };
     const deliveredTo = this.#deliverDirectLocal(delivery);
-    this.#publishBus({ kind: 'direct', target, payload, messageId, sentAt, from });
+    this.#publishBus({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
     let queued = false;
     if (deliveredTo.length === 0 && this.options.offlineQueue) {
-      queued = await this.#store.enqueueDirect({ messageId, from, target, payload, sentAt });
+      queued = await this.#store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) });
     }
     return { messageId, deliveredTo, queued };
   }
@@ -486,11 +597,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       case 'publish': {
         const binary = message.binary === undefined ? undefined : Buffer.from(message.binary, 'base64');
         const { topic, payload, messageId, sentAt, from, offset } = message;
-        this.#deliverLocal({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) }, null);
+        this.#fanout(topic, { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) }, null);
         return;
       }
-      case 'direct':
-        this.#deliverDirectLocal({ ...message, kind: 'direct' });
+      case 'direct': {
+        const { target, payload, messageId, sentAt, from } = message;
+        const binary = message.binary === undefined ? undefined : Buffer.from(message.binary, 'base64');
+        this.#deliverDirectLocal({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary }) });
+        return;
+      }
+      case 'notify':
+        this.#notifyLocal(message.target, message.data, message.sentAt);
         return;
       case 'revoke':
         this.#revokeLocal(message, message.reason ?? 'token revoked');
@@ -570,6 +687,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
   }
 }
+
+export type NotifyTarget = 'all' | { principal: string } | { topic: string };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 

@@ -27,7 +27,8 @@ export type BusMessage = BusEnvelope &
         offset?: number;
         from: string | null;
       }
-    | { kind: 'direct'; target: string; payload: unknown; messageId: string; sentAt: number; from: string | null }
+    | { kind: 'direct'; target: string; payload: unknown; binary?: string; messageId: string; sentAt: number; from: string | null }
+    | { kind: 'notify'; target: 'all' | { principal: string } | { topic: string }; data: unknown; sentAt: number }
     | { kind: 'revoke'; principal?: string; tokenId?: string; reason?: string }
     | { kind: 'reauthorize'; principal: string }
   );

@@ -1,5 +1,5 @@
-export { Broker, createBroker, type BrokerEvents, type BrokerStats, type ConnectionInfo } from './broker.js';
-export { envelope, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
+export { Broker, createBroker, type BrokerEvents, type BrokerStats, type ConnectionInfo, type NotifyTarget } from './broker.js';
+export { envelope, type BinaryHandler, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
 export { tagged, type TaggedOptions } from './protocols/tagged.js';
 export { events, type EventsErrorCode, type EventsOptions } from './protocols/events.js';
 export { stream, type StreamBind, type StreamBinding, type StreamOptions } from './protocols/stream.js';
@@ -13,7 +13,7 @@ export { MemoryBus, MemoryHub } from './memory-bus.js';
 export { writeHttp } from './handshake.js';
 export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
 export type { Bus, BusMessage, BusHandler } from './bus.js';
-export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions } from './protocol.js';
+export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';
 export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';
 export type {
   Access, Action, Authenticate, Authorize, AuthorizeContext, Credentials, CredentialSource, Filter, Grant, Handshake, Logger, Principal,

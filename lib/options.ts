@@ -83,6 +83,8 @@ export interface BrokerOptions {
   heartbeat?: { intervalMs: number } | false;
   /** Queue direct messages for offline principals (kept by the store). Default true. */
   offlineQueue?: boolean;
+  /** Publish presence changes on `$presence/<id>` and answer presence queries. Default true. */
+  presence?: boolean;
   /** Topics that keep history (offsets, recovery, latest value). Default none. */
   history?: HistoryOptions;
   /** Send `AuthStatus token_expiring` this many ms before a principal's `expiresAt`. Default 60,000. */
@@ -128,6 +130,7 @@ export interface ResolvedOptions {
   limits: ResolvedLimits;
   heartbeatMs: number | false;
   offlineQueue: boolean;
+  presence: boolean;
   history: { topics: string[]; maxMessages: number; maxAgeMs: number } | undefined;
   expiryWarningMs: number;
 }
@@ -206,6 +209,7 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     limits,
     heartbeatMs: heartbeat === false ? false : positive('heartbeat.intervalMs', heartbeat.intervalMs, 30_000),
     offlineQueue: options.offlineQueue ?? true,
+    presence: options.presence ?? true,
     history,
     expiryWarningMs: positive('expiryWarningMs', options.expiryWarningMs, 60_000),
   };

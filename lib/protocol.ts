@@ -3,6 +3,7 @@
  * A protocol never touches a socket: it talks to a Connection.
  */
 import type { BrokerError } from './errors.js';
+import type { HistoryPage, HistoryQuery } from './store.js';
 import type { Filter, Principal } from './types.js';
 
 /** A message on its way to connections. Encoded at most once per protocol, then shared. */
@@ -20,7 +21,16 @@ export type Delivery =
       /** Principal id of the publisher, or null for the server. */
       from: string | null;
     }
-  | { kind: 'direct'; from: string | null; target: string; payload: unknown; messageId: string; sentAt: number }
+  | {
+      kind: 'direct';
+      from: string | null;
+      target: string;
+      payload: unknown;
+      /** Set for binary direct messages. */
+      binary?: Buffer;
+      messageId: string;
+      sentAt: number;
+    }
   | { kind: 'notification'; data: unknown; sentAt: number };
 
 export interface SubscribeResult {
@@ -28,6 +38,17 @@ export interface SubscribeResult {
   topics: string[];
   /** Subscriptions the connection holds after the change. */
   active: number;
+  /** For each topic recovery was asked for: whether every missed message could be replayed. */
+  recovered?: Record<string, boolean>;
+}
+
+/** A principal's presence, as `Presence` frames carry it (seed 001). */
+export interface PresenceInfo {
+  user_id: string;
+  status: 'online' | 'offline';
+  /** Last time the principal was seen connected (ms since the epoch), or null if never. */
+  last_seen: number | null;
+  metadata: Record<string, unknown>;
 }
 
 export interface PublishResult {
@@ -72,13 +93,17 @@ export interface Connection {
   /** Sends a text (string) or binary (Buffer) frame as is. */
   sendRaw(data: string | Buffer): void;
   /** Subscribes all or nothing; rejects with a BrokerError (400 invalid, 403 denied with the topics, 400 limit). */
-  subscribe(patterns: string[], filters?: Filter | null): Promise<SubscribeResult>;
+  subscribe(patterns: string[], filters?: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
   /** Removes subscriptions; unknown ones are ignored. */
   unsubscribe(patterns: string[]): SubscribeResult;
   /** Publishes after validating the topic and checking `publish` permission. */
   publish(topic: string, payload: unknown, options?: PublishOptions): Promise<PublishResult>;
   /** Sends to every connection of a principal (queued when offline and queueing is on). */
-  sendDirect(target: string, payload: unknown): Promise<DirectResult>;
+  sendDirect(target: string, payload: unknown, options?: { binary?: Buffer }): Promise<DirectResult>;
+  /** Reads a topic's history (needs subscribe permission on it). */
+  history(topic: string, query: HistoryQuery): Promise<HistoryPage>;
+  /** Current presence of principals (needs subscribe permission on each presence topic). */
+  presence(principalIds: string[]): Promise<PresenceInfo[]>;
   /** Closes with a code (remapped by the endpoint's `closeCodes`) and a reason. */
   close(code: number, reason?: string): void;
 }

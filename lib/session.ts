@@ -9,7 +9,8 @@ import type { WebSocket } from 'ws';
 import { BrokerError, CloseCode } from './errors.js';
 import { encodeFrame } from './frame.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
-import type { Connection, DirectResult, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import type { HistoryPage, HistoryQuery } from './store.js';
 import { TokenBucket } from './rate-limit.js';
 import type { Filter, Principal } from './types.js';
 
@@ -17,10 +18,12 @@ import type { Filter, Principal } from './types.js';
 export interface SessionHost {
   readonly limits: ResolvedLimits;
   scheduleFlush(session: Session): void;
-  subscribe(session: Session, patterns: string[], filters: Filter | null): Promise<SubscribeResult>;
+  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
   publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
-  directFrom(session: Session, target: string, payload: unknown): Promise<DirectResult>;
+  directFrom(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult>;
+  historyFor(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
+  presenceFor(session: Session, principalIds: string[]): Promise<PresenceInfo[]>;
   reportError(error: unknown, context: Record<string, unknown>): void;
 }
 
@@ -54,6 +57,8 @@ export class Session implements Connection {
   #inflight = 0;
   #paused = false;
   #chain: Promise<void> = Promise.resolve();
+  /** Live deliveries held back per topic while that topic's history is replayed. */
+  #held: Map<string, Array<{ frame: Buffer; offset: number | undefined }>> | null = null;
   #timers: NodeJS.Timeout[] = [];
 
   constructor(init: {
@@ -104,6 +109,34 @@ export class Session implements Connection {
     return true;
   }
 
+  /** Queues a publish's frame, unless its topic is being recovered, where it waits its turn. */
+  deliver(frame: Buffer, topic: string, offset: number | undefined): boolean {
+    if (this.#held !== null) {
+      const held = this.#held.get(topic);
+      if (held !== undefined) {
+        held.push({ frame, offset });
+        return true;
+      }
+    }
+    return this.enqueue(frame);
+  }
+
+  /** Starts holding live deliveries of `topics` (recovery begins). */
+  hold(topics: string[]): void {
+    if (topics.length === 0) return;
+    this.#held ??= new Map();
+    for (const topic of topics) this.#held.set(topic, []);
+  }
+
+  /** Ends recovery of `topic`: queues what was held with an offset after `after`, in order. */
+  release(topic: string, after: number): void {
+    const held = this.#held?.get(topic);
+    if (held === undefined) return;
+    this.#held!.delete(topic);
+    if (this.#held!.size === 0) this.#held = null;
+    for (const { frame, offset } of held) if (offset === undefined || offset > after) this.enqueue(frame);
+  }
+
   /** Writes what is queued: one write, or a corked burst the kernel gets as one writev. */
   flush(): void {
     const pending = this.#pending;
@@ -130,8 +163,8 @@ export class Session implements Connection {
 
   // ── operations, delegated to the broker ──────────────────────────────────
 
-  subscribe(patterns: string[], filters: Filter | null = null): Promise<SubscribeResult> {
-    return this.#host.subscribe(this, patterns, filters);
+  subscribe(patterns: string[], filters: Filter | null = null, recover?: Record<string, number>): Promise<SubscribeResult> {
+    return this.#host.subscribe(this, patterns, filters, recover);
   }
 
   unsubscribe(patterns: string[]): SubscribeResult {
@@ -142,8 +175,16 @@ export class Session implements Connection {
     return this.#host.publishFrom(this, topic, payload, options);
   }
 
-  sendDirect(target: string, payload: unknown): Promise<DirectResult> {
-    return this.#host.directFrom(this, target, payload);
+  sendDirect(target: string, payload: unknown, options: { binary?: Buffer } = {}): Promise<DirectResult> {
+    return this.#host.directFrom(this, target, payload, options.binary);
+  }
+
+  history(topic: string, query: HistoryQuery): Promise<HistoryPage> {
+    return this.#host.historyFor(this, topic, query);
+  }
+
+  presence(principalIds: string[]): Promise<PresenceInfo[]> {
+    return this.#host.presenceFor(this, principalIds);
   }
 
   // ── inbound ───────────────────────────────────────────────────────────────
@@ -252,6 +293,7 @@ export class Session implements Connection {
     this.closed = true;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#held = null;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers = [];
   }

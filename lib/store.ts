@@ -10,6 +10,8 @@ export interface QueuedDirect {
   from: string | null;
   target: string;
   payload: unknown;
+  /** Data of a binary direct message. */
+  binary?: Buffer;
   sentAt: number;
 }
 

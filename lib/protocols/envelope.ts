@@ -3,11 +3,17 @@
  * carrying an `id` gets exactly one Ack or Error naming it; the replies the seed documents
  * (Status for Subscribe/Unsubscribe, Pong for Ping) come first (DESIGN.md "Acks").
  */
+import { createHash } from 'node:crypto';
 import { BrokerError } from '../errors.js';
+import { PRESENCE_ROOT } from '../presence.js';
 import type { Connection, Delivery, Protocol } from '../protocol.js';
+import type { HistoryRecord } from '../store.js';
 
 /** A handler for an `X-…` custom type; its result (if not undefined) is returned in the Ack as `result`. */
 export type CustomHandler = (conn: Connection, data: unknown) => unknown;
+
+/** A handler for binary file transfer (0x03) or stream data (0x04) frames. */
+export type BinaryHandler = (conn: Connection, data: Buffer) => void | Promise<void>;
 
 export interface EnvelopeOptions {
   /** Handlers for `X-` custom message types. Unregistered ones get Error 400. */
@@ -16,7 +22,13 @@ export interface EnvelopeOptions {
   protocolVersion?: string;
   /** `features` in the welcome. Default: what this broker serves. */
   features?: string[];
+  /** Handlers for binary `file_transfer` (0x03) and `stream_data` (0x04) frames; others get Error 400. */
+  binary?: { file_transfer?: BinaryHandler; stream_data?: BinaryHandler };
 }
+
+/** Binary frame types (seed 001): `[1 byte type][4 bytes BE length][payload]`. */
+const BINARY_TYPES = { 1: 'broadcast', 2: 'direct_message', 3: 'file_transfer', 4: 'stream_data' } as const;
+const MAX_HISTORY_LIMIT = 1000;
 
 interface Request {
   type: string;
@@ -48,8 +60,29 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     async Subscribe(conn, req) {
       const data = requireObject(req.data, 'Subscribe');
       const topics = stringArray(data.topics, 'Subscribe', 'data.topics');
-      const result = await conn.subscribe(topics, (data.filters ?? null) as never);
-      conn.send({ type: 'Status', data: { status: 'subscribed', details: { topics: result.topics, active_subscriptions: result.active } } });
+      const result = await conn.subscribe(topics, (data.filters ?? null) as never, data.recover as never);
+      const details = { topics: result.topics, active_subscriptions: result.active, ...(result.recovered && { recovered: result.recovered }) };
+      conn.send({ type: 'Status', data: { status: 'subscribed', details } });
+      ack(conn, req, { status: 'ok' });
+    },
+
+    async History(conn, req) {
+      const data = requireObject(req.data, 'History');
+      if (typeof data.topic !== 'string') throw bad('History needs data.topic (a string)');
+      const since = optionalCount(data.since, 'since', Number.MAX_SAFE_INTEGER);
+      const limit = optionalCount(data.limit, 'limit', MAX_HISTORY_LIMIT) ?? MAX_HISTORY_LIMIT;
+      const page = await conn.history(data.topic, { ...(since !== undefined && { since }), limit });
+      conn.send({
+        type: 'History',
+        data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, complete: page.complete },
+      });
+      ack(conn, req, { status: 'ok' });
+    },
+
+    async Presence(conn, req) {
+      const data = requireObject(req.data, 'Presence');
+      const ids = stringArray(data.user_ids ?? (typeof data.user_id === 'string' ? [data.user_id] : undefined), 'Presence', 'data.user_ids');
+      for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info });
       ack(conn, req, { status: 'ok' });
     },
 
@@ -98,7 +131,10 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     },
 
     async receive(conn, raw, isBinary) {
-      if (isBinary) throw bad('binary frames are not supported on this endpoint');
+      if (isBinary) {
+        await receiveBinary(conn, raw, options.binary ?? {});
+        return;
+      }
       const req = parse(raw);
       // Requests are parsed once; the id is remembered so a failure can name it.
       conn.state = req.id;
@@ -120,10 +156,15 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     encode(delivery: Delivery) {
       switch (delivery.kind) {
         case 'publish': {
+          if (delivery.binary !== undefined) return binaryFrame(0x01, delivery.topic, delivery.binary);
+          if (delivery.from === null && delivery.topic.startsWith(PRESENCE_ROOT)) {
+            return JSON.stringify({ type: 'Presence', data: delivery.payload });
+          }
           const metadata = { sent_at: delivery.sentAt, message_id: delivery.messageId, ...(delivery.offset !== undefined && { offset: delivery.offset }) };
           return JSON.stringify({ type: 'Broadcast', data: { topic: delivery.topic, payload: delivery.payload, metadata } });
         }
         case 'direct':
+          if (delivery.binary !== undefined) return binaryFrame(0x02, delivery.from ?? '', delivery.binary);
           return JSON.stringify({
             type: 'DirectMessage',
             data: { from_user: delivery.from, payload: delivery.payload, metadata: { sent_at: delivery.sentAt, message_id: delivery.messageId } },
@@ -158,6 +199,73 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } });
     },
   };
+}
+
+/**
+ * Binary frames (seed 001, DESIGN.md): broadcast (0x01) and direct (0x02) carry a 2-byte length
+ * and the UTF-8 topic or target before the data; 0x03/0x04 go to host handlers. Each is
+ * acknowledged with `Status binary_received` (size and sha256 of the data).
+ */
+async function receiveBinary(conn: Connection, raw: Buffer, handlers: NonNullable<EnvelopeOptions['binary']>): Promise<void> {
+  conn.state = undefined;
+  if (raw.length < 5) throw bad('binary frame shorter than its 5-byte header');
+  const code = raw[0]!;
+  const length = raw.readUInt32BE(1);
+  if (length !== raw.length - 5) throw bad(`binary frame length field says ${length} bytes but ${raw.length - 5} follow`);
+  const type = BINARY_TYPES[code as keyof typeof BINARY_TYPES];
+  if (type === undefined) throw bad(`unknown binary message type 0x${code.toString(16).padStart(2, '0')}`);
+  const body = raw.subarray(5);
+  let data = body;
+  let extra: Record<string, unknown> = {};
+  if (type === 'broadcast' || type === 'direct_message') {
+    if (body.length < 2 || body.readUInt16BE(0) > body.length - 2) throw bad(`binary ${type} needs a 2-byte length and the ${type === 'broadcast' ? 'topic' : 'target'} before its data`);
+    const nameEnd = 2 + body.readUInt16BE(0);
+    const name = body.toString('utf8', 2, nameEnd);
+    // Copied: the frame's buffer must not stay referenced by queues and history.
+    data = Buffer.from(body.subarray(nameEnd));
+    if (type === 'broadcast') {
+      const result = await conn.publish(name, null, { binary: data });
+      extra = { recipients: result.recipients };
+    } else {
+      const result = await conn.sendDirect(name, null, { binary: data });
+      if (result.deliveredTo.length === 0) {
+        throw new BrokerError('SY_ERR_NOT_FOUND', `User ${name} not found or not connected`, { details: { queued: result.queued } });
+      }
+      extra = { delivered_to: result.deliveredTo };
+    }
+  } else {
+    const handler = handlers[type];
+    if (handler === undefined) throw bad(`binary ${type} frames are not accepted on this endpoint`);
+    await handler(conn, data);
+  }
+  const checksum = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  conn.send({ type: 'Status', data: { status: 'binary_received', details: { size: data.length, type, checksum, ...extra } } });
+}
+
+function binaryFrame(code: number, name: string, data: Buffer): Buffer {
+  const nameBytes = Buffer.from(name, 'utf8');
+  const out = Buffer.allocUnsafe(5 + 2 + nameBytes.length + data.length);
+  out[0] = code;
+  out.writeUInt32BE(2 + nameBytes.length + data.length, 1);
+  out.writeUInt16BE(nameBytes.length, 5);
+  nameBytes.copy(out, 7);
+  data.copy(out, 7 + nameBytes.length);
+  return out;
+}
+
+function historyMessage(record: HistoryRecord) {
+  return {
+    payload: record.binary === undefined ? record.payload : { binary: record.binary.toString('base64') },
+    metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset },
+  };
+}
+
+function optionalCount(value: unknown, field: string, max: number): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > max) {
+    throw bad(`data.${field} must be an integer from 0 to ${max}`, { field: `data.${field}` });
+  }
+  return value as number;
 }
 
 function ack(conn: Connection, req: Request, data: Record<string, unknown>): void {
