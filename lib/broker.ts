@@ -10,8 +10,6 @@ import hyperid from 'hyperid';
 import type { WebSocket } from 'ws';
 import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage } from './bus.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { compileFilter, passesFilter, type CompiledFilter } from './filter.js';
-import { encodeFrame } from './frame.js';
 import { grantsAllow } from './grants.js';
 import { Gate } from './handshake.js';
 import { MemoryBus } from './memory-bus.js';
@@ -21,8 +19,9 @@ import { PresenceTracker } from './presence.js';
 import type { Delivery, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import { Session, type SessionHost } from './session.js';
 import type { HistoryPage, HistoryQuery, Store } from './store.js';
-import { TopicIndex } from './topic-index.js';
-import { assertTopic, checkTopic, covers, hasWildcard } from './topics.js';
+import { Router } from './router.js';
+import { parseSubscribe } from './subscriptions.js';
+import { assertTopic, checkTopic, covers } from './topics.js';
 import type { Action, Filter, Handshake, Logger, Principal } from './types.js';
 
 /** What `stats()` reports. */
@@ -55,7 +54,6 @@ export interface BrokerEvents {
   close: [];
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_TARGET_LENGTH = 256;
 
 export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
@@ -63,7 +61,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   readonly options: ResolvedOptions;
   readonly #logger: Logger;
   readonly #ids = hyperid({ urlSafe: true });
-  readonly #index: TopicIndex<Session, CompiledFilter | null>;
+  readonly #router: Router;
   readonly #sessions = new Set<Session>();
   readonly #byPrincipal = new Map<string, Set<Session>>();
   readonly #store: Store;
@@ -73,13 +71,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   readonly #heartbeat: NodeJS.Timeout | undefined;
   readonly #busReady: Promise<void>;
   readonly #presence: PresenceTracker;
-  #dirty: Session[] = [];
-  #flushScheduled = false;
-  #deliverySeq = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
   #whenEmpty: Array<() => void> = [];
-  #counters = { published: 0, delivered: 0, rejectedHandshakes: 0, slowConsumersClosed: 0 };
+  #counters = { published: 0, rejectedHandshakes: 0, slowConsumersClosed: 0 };
 
   constructor(options: BrokerOptions) {
     super();
@@ -87,7 +82,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     this.#logger = options.logger ?? silentLogger;
     this.#authorize = options.authorize;
     this.nodeId = this.#ids();
-    this.#index = new TopicIndex(this.options.syntax);
+    this.#router = new Router(this.options.syntax);
     this.#store = options.store ?? new MemoryStore();
     this.#bus = options.bus ?? new MemoryBus();
     this.#gate = new Gate(this.options, this);
@@ -187,7 +182,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       const verdicts = await Promise.all(patterns.map((p) => this.#allowed(session, 'subscribe', p)));
       patterns.forEach((p, i) => {
         if (!verdicts[i] && session.subscriptions.delete(p)) {
-          this.#index.remove(p, session);
+          this.#router.remove(p, session);
           lost.push(p);
         }
       });
@@ -195,7 +190,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
         dropped += lost.length;
         session.endpoint.protocol.permissionLost(session, lost);
       }
-      if (principal !== undefined) this.#scheduleExpiry(session);
+      if (principal !== undefined) session.scheduleExpiry(this.options.expiryWarningMs);
     }
     return dropped;
   }
@@ -227,9 +222,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       handshakesPending: this.#gate.pendingCount,
       principals: this.#byPrincipal.size,
       subscriptions,
-      patterns: this.#index.size,
+      patterns: this.#router.patterns,
       bufferedBytes,
       ...this.#counters,
+      delivered: this.#router.delivered,
     };
   }
 
@@ -258,100 +254,55 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   // ── SessionHost: what sessions and protocols ask of the broker ─────────
 
   scheduleFlush(session: Session): void {
-    this.#dirty.push(session);
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    // After the current I/O phase, so a burst of frames read in one chunk leaves as one write.
-    setImmediate(this.#flushAll);
+    this.#router.scheduleFlush(session);
   }
 
-  readonly #flushAll = (): void => {
-    this.#flushScheduled = false;
-    const dirty = this.#dirty;
-    this.#dirty = [];
-    for (const session of dirty) session.flush();
-  };
-
   async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult> {
-    if (!Array.isArray(patterns) || patterns.length === 0) {
-      throw new BrokerError('SY_ERR_BAD_FRAME', 'topics must be a non-empty array of strings');
-    }
-    const invalid: unknown[] = [];
-    let problem = '';
-    for (const p of patterns) {
-      const why = checkTopic(this.options.syntax, p, true);
-      if (why !== null) {
-        invalid.push(p);
-        problem ||= why;
-      }
-    }
-    if (invalid.length > 0) {
-      throw new BrokerError('SY_ERR_BAD_TOPIC', `invalid topic: ${problem}`, { details: { topics: invalid } });
-    }
-    const compiled = compileFilter(filters);
-    const unique = [...new Set(patterns)];
-    const recovering = this.#checkRecover(unique, recover);
-    const added = unique.filter((p) => !session.subscriptions.has(p)).length;
+    const request = parseSubscribe(this.options.syntax, patterns, filters, recover, (t) => this.#keepsHistory(t));
+    const added = request.patterns.filter((p) => !session.subscriptions.has(p)).length;
     const limit = this.options.limits.maxSubscriptions;
     if (session.subscriptions.size + added > limit) {
       throw new BrokerError('SY_ERR_SUBSCRIPTION_LIMIT', `subscription limit of ${limit} per connection reached`, {
         details: { limit, active_subscriptions: session.subscriptions.size },
       });
     }
-    const verdicts = await Promise.all(unique.map((p) => this.#allowed(session, 'subscribe', p)));
-    const denied = unique.filter((_, i) => !verdicts[i]);
+    const verdicts = await Promise.all(request.patterns.map((p) => this.#allowed(session, 'subscribe', p)));
+    const denied = request.patterns.filter((_, i) => !verdicts[i]);
     if (denied.length > 0) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to subscribe to ${denied.join(', ')}`, { details: { topics: denied } });
     }
-    if (session.closing) return { topics: unique, active: session.subscriptions.size };
+    const result = (): SubscribeResult => ({ topics: request.patterns, active: session.subscriptions.size });
+    if (session.closing) return result();
     // Live messages of recovered topics are held from the moment the subscription exists,
     // then released after the replay with offsets it did not cover: no gap, no duplicate.
-    session.hold(recovering.map(([topic]) => topic));
-    for (const p of unique) {
-      session.subscriptions.set(p, compiled?.source ?? null);
-      this.#index.add(p, session, compiled);
+    session.hold(request.recover.map(([topic]) => topic));
+    for (const p of request.patterns) {
+      session.subscriptions.set(p, request.filter?.source ?? null);
+      this.#router.add(p, session, request.filter);
     }
-    if (recovering.length === 0) return { topics: unique, active: session.subscriptions.size };
+    if (request.recover.length === 0) return result();
     const recovered: Record<string, boolean> = {};
-    for (const [topic, since] of recovering) {
-      let last = since;
-      try {
-        const page = await this.#store.readHistory(topic, { since }, this.options.history!);
-        recovered[topic] = page.complete;
-        for (const record of page.records) {
-          const { binary, ...rest } = record;
-          this.#deliverTo(session, { kind: 'publish', ...rest, ...(binary && { binary }) });
-          last = record.offset;
-        }
-      } catch (err) {
-        this.reportError(err, { during: 'recover', topic });
-        recovered[topic] = false;
-      } finally {
-        session.release(topic, last);
-      }
-    }
-    return { topics: unique, active: session.subscriptions.size, recovered };
+    for (const [topic, since] of request.recover) recovered[topic] = await this.#replay(session, topic, since);
+    return { ...result(), recovered };
   }
 
-  /** Validates a Subscribe's `recover` map: concrete, subscribed topics that keep history. */
-  #checkRecover(patterns: string[], recover: Record<string, number> | undefined): Array<[string, number]> {
-    if (recover === undefined || recover === null) return [];
-    if (typeof recover !== 'object' || Array.isArray(recover)) {
-      throw new BrokerError('SY_ERR_BAD_FRAME', 'recover must be an object of topic → last offset seen');
+  /** Replays a topic's history after `since` to one connection; false if some of it is gone. */
+  async #replay(session: Session, topic: string, since: number): Promise<boolean> {
+    let last = since;
+    try {
+      const page = await this.#store.readHistory(topic, { since }, this.options.history!);
+      for (const record of page.records) {
+        const { binary, ...rest } = record;
+        this.#router.deliverTo(session, { kind: 'publish', ...rest, ...(binary && { binary }) });
+        last = record.offset;
+      }
+      return page.complete;
+    } catch (err) {
+      this.reportError(err, { during: 'recover', topic });
+      return false;
+    } finally {
+      session.release(topic, last);
     }
-    const entries = Object.entries(recover);
-    for (const [topic, offset] of entries) {
-      if (!patterns.includes(topic) || hasWildcard(this.options.syntax, topic)) {
-        throw new BrokerError('SY_ERR_BAD_FRAME', `recover names ${topic}, which is not a concrete topic of this Subscribe`, { details: { topics: [topic] } });
-      }
-      if (!Number.isSafeInteger(offset) || offset < 0) {
-        throw new BrokerError('SY_ERR_BAD_FRAME', `recover offset for ${topic} must be a non-negative integer`);
-      }
-      if (!this.#keepsHistory(topic)) {
-        throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history to recover from`, { details: { topics: [topic] } });
-      }
-    }
-    return entries;
   }
 
   unsubscribe(session: Session, patterns: string[]): SubscribeResult {
@@ -360,7 +311,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
     const unique = [...new Set(patterns)];
     for (const p of unique) {
-      if (session.subscriptions.delete(p)) this.#index.remove(p, session);
+      if (session.subscriptions.delete(p)) this.#router.remove(p, session);
     }
     return { topics: unique, active: session.subscriptions.size };
   }
@@ -449,10 +400,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   async #start(session: Session): Promise<void> {
     try {
       await session.endpoint.protocol.open(session);
-      this.#scheduleExpiry(session);
+      session.scheduleExpiry(this.options.expiryWarningMs);
       if (this.options.offlineQueue && !session.closing) {
         const queued = await this.#store.drainDirect(session.principal.id);
-        for (const m of queued) this.#deliverTo(session, { kind: 'direct', ...m });
+        for (const m of queued) this.#router.deliverTo(session, { kind: 'direct', ...m });
       }
     } catch (err) {
       this.reportError(err, { during: 'open', connection: session.id });
@@ -463,7 +414,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   #closeSession(session: Session, code: number, reason: string): void {
     session.dispose();
     this.#sessions.delete(session);
-    for (const pattern of session.subscriptions.keys()) this.#index.remove(pattern, session);
+    for (const pattern of session.subscriptions.keys()) this.#router.remove(pattern, session);
     const peers = this.#byPrincipal.get(session.principal.id);
     peers?.delete(session);
     if (peers?.size === 0) {
@@ -495,7 +446,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       offset = record.offset;
     }
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) };
-    const recipients = this.#fanout(topic, delivery, exclude);
+    const recipients = this.#router.fanout(topic, delivery, exclude);
     this.#publishBus({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
@@ -506,39 +457,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     return { messageId, recipients, ...(offset !== undefined && { offset }) };
   }
 
-  /**
-   * Hands one delivery to every local subscription matching `topic`. The frame is built at most
-   * once per protocol and the same Buffer is queued on every connection; a connection with
-   * overlapping subscriptions gets it once.
-   */
-  #fanout(topic: string, delivery: Delivery, exclude: Session | null): number {
-    const seq = ++this.#deliverySeq;
-    const frames: Array<Buffer | null | undefined> = [];
-    const payload = delivery.kind === 'publish' ? delivery.payload : undefined;
-    const offset = delivery.kind === 'publish' ? delivery.offset : undefined;
-    let recipients = 0;
-    this.#index.match(topic, (session, filter) => {
-      if (session.lastDelivery === seq || session === exclude) return;
-      if (filter !== null && !passesFilter(filter, payload)) return;
-      session.lastDelivery = seq;
-      const slot = session.endpoint.index;
-      let frame = frames[slot];
-      if (frame === undefined) {
-        frame = frameOf(session.endpoint.protocol.encode(delivery));
-        frames[slot] = frame;
-      }
-      if (frame !== null && session.deliver(frame, topic, offset)) recipients++;
-    });
-    this.#counters.delivered += recipients;
-    return recipients;
-  }
-
   #notifyLocal(target: NotifyTarget, data: unknown, sentAt: number): number {
     const delivery: Delivery = { kind: 'notification', data, sentAt };
-    if (typeof target === 'object' && 'topic' in target) return this.#fanout(target.topic, delivery, null);
+    if (typeof target === 'object' && 'topic' in target) return this.#router.fanout(target.topic, delivery, null);
     const sessions = target === 'all' ? this.#sessions : (this.#byPrincipal.get(target.principal) ?? []);
     let recipients = 0;
-    for (const session of sessions) if (this.#deliverTo(session, delivery)) recipients++;
+    for (const session of sessions) if (this.#router.deliverTo(session, delivery)) recipients++;
     return recipients;
   }
 
@@ -549,12 +473,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     void this.#publish(topic, this.#presence.event(principal, online), null, null).catch((err: unknown) =>
       this.reportError(err, { during: 'presence', principal: principal.id }),
     );
-  }
-
-  /** Sends one delivery to one connection (direct messages, queued messages). */
-  #deliverTo(session: Session, delivery: Delivery): boolean {
-    const frame = frameOf(session.endpoint.protocol.encode(delivery));
-    return frame !== null && session.enqueue(frame);
   }
 
   async #direct(from: string | null, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
@@ -573,7 +491,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   #deliverDirectLocal(delivery: Delivery & { kind: 'direct' }): string[] {
     const deliveredTo: string[] = [];
     for (const session of this.#byPrincipal.get(delivery.target) ?? []) {
-      if (this.#deliverTo(session, delivery)) deliveredTo.push(session.id);
+      if (this.#router.deliverTo(session, delivery)) deliveredTo.push(session.id);
     }
     return deliveredTo;
   }
@@ -597,7 +515,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       case 'publish': {
         const binary = message.binary === undefined ? undefined : Buffer.from(message.binary, 'base64');
         const { topic, payload, messageId, sentAt, from, offset } = message;
-        this.#fanout(topic, { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) }, null);
+        this.#router.fanout(topic, { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) }, null);
         return;
       }
       case 'direct': {
@@ -648,28 +566,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     return this.options.history?.topics.some((p) => covers(this.options.syntax, p, topic)) ?? false;
   }
 
-  #scheduleExpiry(session: Session): void {
-    const expiresAt = session.principal.expiresAt;
-    if (expiresAt === undefined) return;
-    const now = Date.now();
-    if (expiresAt <= now) {
-      session.close(CloseCode.TOKEN_REVOKED, 'token expired');
-      return;
-    }
-    const warnAt = expiresAt - this.options.expiryWarningMs;
-    const protocol = session.endpoint.protocol;
-    if (protocol.tokenExpiring !== undefined && warnAt - now < MAX_TIMER_MS) {
-      session.addTimer(setTimeout(() => {
-        if (session.principal.expiresAt === expiresAt) protocol.tokenExpiring?.(session, expiresAt);
-      }, Math.max(0, warnAt - now)));
-    }
-    if (expiresAt - now < MAX_TIMER_MS) {
-      session.addTimer(setTimeout(() => {
-        if (session.principal.expiresAt === expiresAt) session.close(CloseCode.TOKEN_REVOKED, 'token expired');
-      }, expiresAt - now));
-    }
-  }
-
   #beat(): void {
     for (const session of this.#sessions) {
       if (!session.alive) session.terminate();
@@ -691,11 +587,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
 export type NotifyTarget = 'all' | { principal: string } | { topic: string };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-function frameOf(body: string | Buffer | null): Buffer | null {
-  if (body === null) return null;
-  return typeof body === 'string' ? encodeFrame(Buffer.from(body, 'utf8'), false) : encodeFrame(body, true);
-}
 
 /** Creates a broker. Mount it with `attach(broker, server)` from `switchyard/http`. */
 export function createBroker(options: BrokerOptions): Broker {

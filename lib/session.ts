@@ -276,6 +276,32 @@ export class Session implements Connection {
     this.#ws.terminate();
   }
 
+  /**
+   * Arms the principal's expiry: `tokenExpiring` `warningMs` before `expiresAt`, close 4002 at
+   * it. Timers check the principal still has that expiry (reauthorize may have replaced it).
+   */
+  scheduleExpiry(warningMs: number): void {
+    const expiresAt = this.principal.expiresAt;
+    if (expiresAt === undefined) return;
+    const now = Date.now();
+    if (expiresAt <= now) {
+      this.close(CloseCode.TOKEN_REVOKED, 'token expired');
+      return;
+    }
+    const protocol = this.endpoint.protocol;
+    const warnIn = Math.max(0, expiresAt - warningMs - now);
+    if (protocol.tokenExpiring !== undefined && warnIn < MAX_TIMER_MS) {
+      this.addTimer(setTimeout(() => {
+        if (this.principal.expiresAt === expiresAt) protocol.tokenExpiring?.(this, expiresAt);
+      }, warnIn));
+    }
+    if (expiresAt - now < MAX_TIMER_MS) {
+      this.addTimer(setTimeout(() => {
+        if (this.principal.expiresAt === expiresAt) this.close(CloseCode.TOKEN_REVOKED, 'token expired');
+      }, expiresAt - now));
+    }
+  }
+
   ping(): void {
     if (this.#closing || this.closed) return;
     this.alive = false;
@@ -306,6 +332,9 @@ export class Session implements Connection {
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
   }
 }
+
+/** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5). */
 function truncateReason(reason: string): string {

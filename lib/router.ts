@@ -1,0 +1,93 @@
+/**
+ * Local delivery: the topic index, fan-out of one delivery to every matching connection, and
+ * the once-per-turn flush. A delivery is encoded at most once per protocol and the same frame
+ * Buffer is queued on every connection; nothing per subscriber allocates.
+ */
+import { encodeFrame } from './frame.js';
+import { passesFilter, type CompiledFilter } from './filter.js';
+import type { Delivery } from './protocol.js';
+import type { Session } from './session.js';
+import { TopicIndex } from './topic-index.js';
+import type { TopicSyntax } from './topics.js';
+
+export class Router {
+  readonly #index: TopicIndex<Session, CompiledFilter | null>;
+  #seq = 0;
+  #dirty: Session[] = [];
+  #flushScheduled = false;
+  /** Deliveries handed to connections so far. */
+  delivered = 0;
+
+  constructor(syntax: TopicSyntax) {
+    this.#index = new TopicIndex(syntax);
+  }
+
+  /** Distinct patterns subscribed. */
+  get patterns(): number {
+    return this.#index.size;
+  }
+
+  add(pattern: string, session: Session, filter: CompiledFilter | null): void {
+    this.#index.add(pattern, session, filter);
+  }
+
+  remove(pattern: string, session: Session): void {
+    this.#index.remove(pattern, session);
+  }
+
+  /**
+   * Hands a delivery to every local subscription matching `topic` except `exclude`'s; a
+   * connection with overlapping subscriptions gets it once. Returns the connections reached.
+   */
+  fanout(topic: string, delivery: Delivery, exclude: Session | null): number {
+    const seq = ++this.#seq;
+    const frames: Array<Buffer | null | undefined> = [];
+    const payload = delivery.kind === 'publish' ? delivery.payload : undefined;
+    const offset = delivery.kind === 'publish' ? delivery.offset : undefined;
+    let recipients = 0;
+    this.#index.match(topic, (session, filter) => {
+      if (session.lastDelivery === seq || session === exclude) return;
+      if (filter !== null && !passesFilter(filter, payload)) return;
+      session.lastDelivery = seq;
+      const slot = session.endpoint.index;
+      let frame = frames[slot];
+      if (frame === undefined) {
+        frame = frameOf(session.endpoint.protocol.encode(delivery));
+        frames[slot] = frame;
+      }
+      if (frame !== null && session.deliver(frame, topic, offset)) recipients++;
+    });
+    this.delivered += recipients;
+    return recipients;
+  }
+
+  /** Sends one delivery to one connection (direct messages, notifications, replays). */
+  deliverTo(session: Session, delivery: Delivery): boolean {
+    const frame = frameOf(session.endpoint.protocol.encode(delivery));
+    const sent = frame !== null && session.enqueue(frame);
+    if (sent) this.delivered++;
+    return sent;
+  }
+
+  /** Called by a session when its queue goes from empty to not empty. */
+  scheduleFlush(session: Session): void {
+    this.#dirty.push(session);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // After the current I/O phase, so a burst of frames read in one chunk leaves as one write,
+    // with no timer in between.
+    setImmediate(this.#flushAll);
+  }
+
+  readonly #flushAll = (): void => {
+    this.#flushScheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = [];
+    for (const session of dirty) session.flush();
+  };
+}
+
+function frameOf(body: string | Buffer | null): Buffer | null {
+  if (body === null) return null;
+  return typeof body === 'string' ? encodeFrame(Buffer.from(body, 'utf8'), false) : encodeFrame(body, true);
+}
