@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { stream, type Authorize, type BrokerOptions, type Protocol, type StreamOptions } from 'switchyard';
+import { BrokerError, stream, type Authorize, type BrokerOptions, type Protocol, type StreamOptions } from 'switchyard';
 import { Client, start, until, type Running } from './helpers.js';
 
 let running: Running | undefined;
@@ -197,6 +197,18 @@ describe('stream protocol', () => {
     const viewer = await open('/ws/device/d1', 'viewer:ana');
     expect((await viewer.closed).code).toBe(4003);
     expect(running.broker.stats().subscriptions).toBe(0);
+  });
+
+  it('closes with the close code of a BrokerError bind throws, after what bind sent', async () => {
+    running = await serve(stream({
+      bind: (_params, _principal, conn) => {
+        conn.send({ type: 'error', message: 'workspace_not_found' });
+        throw new BrokerError('SY_ERR_POLICY', 'workspace_not_found');
+      },
+    }));
+    const viewer = await open('/ws/device/d1', 'viewer:ana');
+    expect(await viewer.closed).toEqual({ code: 1008, reason: 'workspace_not_found' });
+    expect(viewer.frames).toEqual([{ type: 'error', message: 'workspace_not_found' }]);
   });
 
   it('closes with 1011 when bind throws, and the host hears of it', async () => {

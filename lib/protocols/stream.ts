@@ -33,8 +33,10 @@ export interface StreamBinding {
 /**
  * Binds a connection: from its path parameters and principal (and, for anything else, the
  * connection: query, headers) to its topics, or null when the path names no stream (close 1008).
- * Path parameters are URL-decoded, so `%2F`, `+` or `#` can reach a parameter: validate them
- * before building topics from them.
+ * To refuse with a reason of its own, bind throws a BrokerError that has a close code (e.g.
+ * `new BrokerError('SY_ERR_POLICY', 'workspace_not_found')` closes 1008 with that reason); it
+ * may `conn.send()` a last frame first. Path parameters are URL-decoded, so `%2F`, `+` or `#`
+ * can reach a parameter: validate them before building topics from them.
  */
 export type StreamBind = (
   params: Readonly<Record<string, string>>,
@@ -82,7 +84,16 @@ export function stream(options: StreamOptions): Protocol {
   }
 
   async function bindAndSubscribe(conn: Connection): Promise<StreamBinding | null> {
-    const binding = await bind(conn.params, conn.principal, conn);
+    let binding: StreamBinding | null;
+    try {
+      binding = await bind(conn.params, conn.principal, conn);
+    } catch (err) {
+      // A BrokerError with a close code is the host's way to refuse the path with its reason
+      // (seed 004's `workspace_not_found`); anything else is a bug, reported and closed 1011.
+      if (!(err instanceof BrokerError && err.closeCode !== undefined)) throw err;
+      conn.close(err.closeCode, err.message);
+      return null;
+    }
     if (binding === null || binding === undefined) {
       conn.close(CloseCode.POLICY_VIOLATION, 'no stream for this path');
       return null;
@@ -153,8 +164,8 @@ export function stream(options: StreamOptions): Protocol {
 
     encode(delivery) {
       if (delivery.kind === 'notification') return null;
-      // Binary broadcasts stay binary: the data, as published.
-      if (delivery.kind === 'publish' && delivery.binary !== undefined) return delivery.binary;
+      // Binary messages stay binary: the data, as published.
+      if ('binary' in delivery && delivery.binary !== undefined) return delivery.binary;
       let payload = transform === undefined ? delivery.payload : transform(delivery.payload, delivery);
       if (payload === undefined) return null;
       if (version !== undefined && isPlainObject(payload)) payload = { ...payload, version };
