@@ -1,9 +1,12 @@
 /** examples/tag-broker (seed 000) run for real on port 0: the client guide's flows and every close code. */
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { start, type TagBroker } from '../examples/tag-broker/server.js';
 import type { Client } from './helpers.js';
-import { connections, open, refused, subscriptions } from './wire-helpers.js';
+import { connections, open, Proc, refused, subscriptions } from './wire-helpers.js';
+
+const TSX = fileURLToPath(new URL('../node_modules/tsx/dist/cli.mjs', import.meta.url));
 
 let app: TagBroker;
 const clients: Client[] = [];
@@ -231,5 +234,24 @@ describe('the admin API', () => {
     expect((await admin('PATCH', `/admin/tokens/${id}`, { max_connections: 0 })).status).toBe(400);
     expect((await admin('DELETE', '/admin/tokens/tok_nope')).status).toBe(404);
     expect((await admin('DELETE', `/admin/tokens/${id}/permissions?tag=nothing`)).status).toBe(404);
+  });
+});
+
+describe('the command line', () => {
+  it('starts with one command (npx tsx examples/tag-broker/server.ts) and serves the demo tokens', async () => {
+    const cli = new Proc(process.execPath, [TSX, 'examples/tag-broker/server.ts'], { PORT: '0', ADMIN_TOKEN: 'cli-admin' });
+    try {
+      const url = (await cli.next(/^tag broker on /)).slice('tag broker on '.length);
+      const sensor = (await cli.next(/demo token sensor/)).trim().split(/\s+/).at(-1)!;
+      const publisher = await open(url, { headers: { Authorization: `Token ${sensor}`, Tag: 'sensors/#' } });
+      clients.push(publisher);
+      const httpUrl = url.replace(/^ws:/, 'http:').replace(/\/ws\/brocker\/$/, '');
+      const listed = await fetch(`${httpUrl}/admin/tokens`, { headers: { Authorization: 'Token cli-admin' } });
+      expect((await listed.json()).map((t: { name: string }) => t.name)).toEqual(['sensor', 'dashboard', 'alarm']);
+      publisher.sendJson({ tag: 'alerts/x', message: 1 }); // sensor only reads alerts/#
+      expect((await publisher.closed).code).toBe(4003);
+    } finally {
+      expect(await cli.stop()).toEqual({ code: 0, signal: null });
+    }
   });
 });
