@@ -247,7 +247,7 @@ describe('the command line', () => {
       clients.push(publisher);
       const httpUrl = url.replace(/^ws:/, 'http:').replace(/\/ws\/brocker\/$/, '');
       const listed = await fetch(`${httpUrl}/admin/tokens`, { headers: { Authorization: 'Token cli-admin' } });
-      expect((await listed.json()).map((t: { name: string }) => t.name)).toEqual(['sensor', 'dashboard', 'alarm']);
+      expect(((await listed.json()) as Array<{ name: string }>).map((t) => t.name)).toEqual(['sensor', 'dashboard', 'alarm']);
       publisher.sendJson({ tag: 'alerts/x', message: 1 }); // sensor only reads alerts/#
       expect((await publisher.closed).code).toBe(4003);
     } finally {
