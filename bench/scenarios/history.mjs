@@ -1,0 +1,43 @@
+// history: switchyard's fan-out (the `fanout` load, 1,000 subscribers) with history kept for the
+// topic vs. without, to show what keeping history costs. The server gets
+// `history: { topics: ['bench/#'], maxMessages: 1000 }`; after the window the load generator asks
+// the server how many records the broker kept for the topic, so "on" is confirmed on (and "off"
+// confirmed off). If the broker refuses the option or keeps nothing, the row reads n/a.
+import { fanoutParams, runFanout, FANOUT_TOPIC } from './fanout.mjs';
+
+export const HISTORY_OPTION = { topics: ['bench/#'], maxMessages: 1000 };
+
+export default {
+  name: 'history',
+  title: 'switchyard fan-out (1 → 1,000) with history on the topic vs. off',
+  primary: { key: 'rate', label: 'delivered msg/s', better: 'higher', unit: 'msg/s' },
+  columns: [
+    { key: 'publishRate', label: 'publishes/s', unit: 'msg/s' },
+    { key: 'historyRecords', label: 'kept (probe)', unit: 'n' },
+  ],
+  baseline: 'history-off',
+  params: fanoutParams,
+  fds: (p) => p.subscribers + 50,
+  variants: (systems) =>
+    systems.includes('switchyard')
+      ? [
+          { system: 'switchyard', key: 'history-off', label: 'history off' },
+          { system: 'switchyard', key: 'history-on', label: 'history on', serverOptions: { history: HISTORY_OPTION }, requires: 'historySupported' },
+        ]
+      : [],
+  async load(ctx) {
+    let unsupported = null;
+    const r = await runFanout(ctx, async (res) => {
+      const probe = await ctx.rpc('history', { topic: FANOUT_TOPIC });
+      res.historyRecords = probe.records ?? 0;
+      if (ctx.variant === 'history-on') {
+        if (!probe.supported) unsupported = probe.reason;
+        else if (!probe.records) unsupported = 'history option accepted, but the broker kept no records for the topic';
+      } else if (probe.records) {
+        res.notes.push(`history is off but the broker kept ${probe.records} records`);
+      }
+    });
+    if (unsupported) return { unsupported };
+    return r;
+  },
+};

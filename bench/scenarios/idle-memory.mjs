@@ -1,0 +1,72 @@
+// idle-memory: N idle, authenticated connections, each with one subscription of its own; the
+// server's RSS growth per connection. Measured inside the server process after full GCs:
+// (RSS after the N connections − RSS before them) / N. Before the "before" figure the server is
+// warmed with a few hundred connections that come and go, so lazily loaded code and JIT output
+// are not charged to the connections. heap+external per connection is reported alongside.
+import { connectMany, closeAll } from './shared.mjs';
+
+export default {
+  name: 'idle-memory',
+  title: 'idle authenticated connections, 1 subscription each: server RSS growth per connection',
+  primary: { key: 'rssPerConn', label: 'RSS per connection', better: 'lower', unit: 'B/conn' },
+  columns: [
+    { key: 'heapPerConn', label: 'heap+ext/conn', unit: 'B/conn', width: 14 },
+    { key: 'connections', label: 'connections', unit: 'n' },
+    { key: 'rssAfter', label: 'RSS after', unit: 'B', width: 10 },
+  ],
+  params: (quick) => ({ connections: quick ? 4000 : 10_000, warmConnections: 200, settleMs: quick ? 300 : 1000 }),
+  fds: (p) => p.connections + 200,
+  connections: (p) => p.connections + p.warmConnections,
+  shrink: (p, maxFds) => ({ ...p, connections: Math.max(1000, maxFds - 300) }),
+  extraTimeMs: (p) => p.connections * 4,
+  async load(ctx) {
+    const p = ctx.params;
+    // Warm-up: the code paths of connect, subscribe and disconnect run before "before".
+    const warm = await connectMany(ctx, {
+      n: p.warmConnections,
+      topicsFor: (i) => [`bench/warm/${i}`],
+      tokenPrefix: 'warm',
+      label: 'warm-up connections',
+    });
+    closeAll(warm.conns);
+    await waitForConnections(ctx, 0, 5000);
+    const before = await ctx.rpc('memory');
+    const { conns, ms } = await connectMany(ctx, {
+      n: p.connections,
+      topicsFor: (i) => [`bench/idle/${i}`],
+      tokenPrefix: 'idle',
+    });
+    try {
+      await ctx.sleep(p.settleMs);
+      const after = await ctx.rpc('memory');
+      const notes = [];
+      const seen = after.app?.connections;
+      if (typeof seen === 'number' && seen !== p.connections) notes.push(`server reports ${seen} connections, expected ${p.connections}`);
+      if (!after.gc) notes.push('no global.gc in the server: figures include uncollected garbage');
+      const heap = (m) => m.heapUsed + m.external;
+      return {
+        rssPerConn: Math.round((after.rss - before.rss) / p.connections),
+        heapPerConn: Math.round((heap(after) - heap(before)) / p.connections),
+        connections: p.connections,
+        rssBefore: before.rss,
+        rssAfter: after.rss,
+        connectRate: Math.round((p.connections / ms) * 1000),
+        setupMs: Math.round(ms),
+        serverApp: after.app,
+        notes,
+      };
+    } finally {
+      closeAll(conns);
+    }
+  },
+};
+
+/** Wait (bounded) until the server reports `n` connections, so closed ones are really gone. */
+async function waitForConnections(ctx, n, ms) {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    const s = await ctx.rpc('stats');
+    if (s.app?.connections === n) return;
+    await ctx.sleep(25);
+  }
+}

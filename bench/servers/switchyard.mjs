@@ -1,0 +1,68 @@
+// The system under test: switchyard, imported from the built package (dist/, through the
+// package's self-reference), mounted on a bare http.Server with the envelope protocol on /ws.
+// Bench settings: any non-empty ?token= is a principal with read/write on '#', no rate limit,
+// no heartbeat, a large send buffer. config.options.history, when present, is passed through as
+// the broker's `history` option (the history scenario); if the broker refuses it, the server
+// starts without it and reports `historySupported: false`, so the row reads "n/a".
+import http from 'node:http';
+import { readConfig, serve, fail } from './common.mjs';
+
+const config = readConfig();
+const opts = config.options ?? {};
+
+async function main() {
+  const { createBroker, envelope } = await import('switchyard');
+  const { attach } = await import('switchyard/http');
+
+  const base = {
+    endpoints: [{ path: '/ws', protocol: envelope() }],
+    authenticate: async ({ credentials }) =>
+      credentials?.token ? { id: credentials.token, grants: [{ topic: '#', access: 'readwrite' }] } : null,
+    limits: { rate: false, maxBufferedBytes: 16 * 1024 * 1024, maxConnections: 1_000_000 },
+    heartbeat: false,
+  };
+
+  const info = {};
+  let broker;
+  if (opts.history) {
+    try {
+      broker = createBroker({ ...base, history: opts.history });
+      info.historyRequested = opts.history;
+      info.historySupported = true; // provisional: the load generator confirms with a History request
+    } catch (err) {
+      info.historySupported = false;
+      info.historyError = String(err?.message ?? err);
+      broker = createBroker(base);
+    }
+  } else {
+    broker = createBroker(base);
+  }
+
+  const server = http.createServer((req, res) => {
+    res.writeHead(404).end();
+  });
+  attach(broker, server);
+  server.on('error', fail);
+  server.listen(config.port ?? 0, config.host ?? '127.0.0.1', () => {
+    serve({
+      system: 'switchyard',
+      port: server.address().port,
+      info,
+      stats: () => broker.stats(),
+      rpc: {
+        // How many records the broker keeps for a topic: confirms history is really on (or off).
+        history: async ({ topic }) => {
+          if (typeof broker.history !== 'function') return { supported: false, reason: 'broker.history() does not exist' };
+          const page = await broker.history(topic, { limit: 5 });
+          return { supported: true, records: page.records.length, latestOffset: page.latestOffset };
+        },
+      },
+      close: async () => {
+        await broker.close();
+        await new Promise((r) => server.close(r));
+      },
+    });
+  });
+}
+
+main().catch(fail);
