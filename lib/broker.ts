@@ -174,6 +174,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     if (principal !== undefined && principal.id !== principalId) {
       throw new TypeError('reauthorize: the new principal must have the same id');
     }
+    this.#publishBus({ kind: 'reauthorize', principal: principalId, ...(principal && { replacement: principal }) });
+    return this.#reauthorizeLocal(principalId, principal);
+  }
+
+  async #reauthorizeLocal(principalId: string, principal: Principal | undefined): Promise<number> {
     let dropped = 0;
     for (const session of [...(this.#byPrincipal.get(principalId) ?? [])]) {
       if (principal !== undefined) session.principal = principal;
@@ -531,7 +536,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
         this.#revokeLocal(message, message.reason ?? 'token revoked');
         return;
       case 'reauthorize':
-        void this.reauthorize(message.principal).catch((err: unknown) => this.reportError(err, { during: 'reauthorize' }));
+        void this.#reauthorizeLocal(message.principal, message.replacement).catch((err: unknown) =>
+          this.reportError(err, { during: 'reauthorize' }),
+        );
         return;
       default:
         this.#logger.warn('ignoring cluster message of unknown kind', { kind: (message as { kind: unknown }).kind });

@@ -4,6 +4,8 @@
  * node's own messages to it. The memory implementation is in memory-bus.ts.
  */
 
+import type { Principal } from './types.js';
+
 /** Version of the cluster message format; nodes ignore (and report) versions they do not know. */
 export const BUS_PROTOCOL_VERSION = 1;
 
@@ -30,7 +32,7 @@ export type BusMessage = BusEnvelope &
     | { kind: 'direct'; target: string; payload: unknown; binary?: string; messageId: string; sentAt: number; from: string | null }
     | { kind: 'notify'; target: 'all' | { principal: string } | { topic: string }; data: unknown; sentAt: number }
     | { kind: 'revoke'; principal?: string; tokenId?: string; reason?: string }
-    | { kind: 'reauthorize'; principal: string }
+    | { kind: 'reauthorize'; principal: string; replacement?: Principal }
   );
 
 export type BusHandler = (message: BusMessage) => void;
