@@ -109,16 +109,21 @@ class Inbox {
   }
 }
 
-/** A binary broadcast frame (seed 001 "Binary Message Format", DESIGN.md): 0x01, length, topic, data. */
-function binaryBroadcast(topic: string, data: Buffer): Buffer {
-  const name = Buffer.from(topic, 'utf8');
-  const payload = Buffer.concat([Buffer.alloc(2), name, data]);
-  payload.writeUInt16BE(name.length, 0);
+/**
+ * A binary frame (seed 001 "Binary Message Format", DESIGN.md): `[type][4-byte BE length]` and,
+ * for broadcast (0x01) and direct (0x02), a 2-byte length and the topic or user before the data.
+ */
+function binaryFrame(type: number, name: string, data: Buffer): Buffer {
+  const nameBytes = Buffer.from(name, 'utf8');
+  const payload = Buffer.concat([Buffer.alloc(2), nameBytes, data]);
+  payload.writeUInt16BE(nameBytes.length, 0);
   const header = Buffer.alloc(5);
-  header[0] = 0x01;
+  header[0] = type;
   header.writeUInt32BE(payload.length, 1);
   return Buffer.concat([header, payload]);
 }
+
+const binaryBroadcast = (topic: string, data: Buffer): Buffer => binaryFrame(0x01, topic, data);
 
 const isReplyTo = (id: string) => (f: Frame) =>
   (f.type === 'Ack' && f.data?.message_id === id) || (f.type === 'Error' && f.data?.details?.message_id === id);
@@ -187,6 +192,13 @@ describe("seed 001's RealtimeProtocolClient against the example", () => {
     // Unsubscribe (seed "3."): Status unsubscribed with the remaining count.
     expect(await client.send('Unsubscribe', { topics: ['chat.general'] }, true)).toEqual({ message_id: 'msg_5', status: 'ok' });
     expect(status.items.at(-1)).toEqual({ status: 'unsubscribed', details: { topics: ['chat.general'], active_subscriptions: 1 } });
+
+    // Seed "Protocol Extensions": the example's X- type, through the same generic send().
+    expect(await client.send('X-Whoami', {}, true)).toEqual({
+      message_id: 'msg_6',
+      status: 'ok',
+      result: { user_id: aliceName, roles: ['user'], token_id: alice.token_id, expires_at: alice.expires_at },
+    });
 
     // An Error reaches on('Error'). (Sent without an id: with one, the class would wait 30 s for an Ack.)
     const errors = new Inbox(client, 'Error');
@@ -295,12 +307,17 @@ describe('JWT authentication', () => {
   it('warns with AuthStatus token_expiring, then closes 4002 when the token expires while connected', async () => {
     const name = user('dana');
     const issued = await service.issueToken(name, {}, 2); // exp in 1–2 s; the warning comes 1 s before
+    const seedClient = track(new RealtimeProtocolClient(service.wsUrl, issued.token));
+    const authStatus = new Inbox(seedClient, 'AuthStatus');
+    await seedClient.connect();
     const client = await open(issued.token);
     const warning = await client.nextOf('AuthStatus');
     expect(warning.data).toEqual({ status: 'token_expiring', expires_at: issued.exp * 1000, refresh_required: true });
+    expect(await authStatus.next()).toEqual(warning.data); // the seed's "Token Refresh Flow" frame, via on('AuthStatus')
     expect(Date.now()).toBeGreaterThanOrEqual(issued.exp * 1000 - EXPIRY_WARNING_MS - 50);
     expect((await client.closed).code).toBe(4002);
     expect(Date.now()).toBeGreaterThanOrEqual(issued.exp * 1000);
+    await disconnected(name); // the seed client's connection was closed too
     // "Client should obtain a new token and reconnect": the old one is refused, a new one works.
     expect(await refusedWith(`${service.wsUrl}?token=${issued.token}`)).toBe(4003);
     const again = await open((await login(name)).token);
@@ -486,21 +503,24 @@ describe('history on chat.> topics', () => {
 
     // Publishing goes on, one message per turn of the event loop, before, during and after the
     // recovery: each message must arrive exactly once, in offset order.
+    // It stops at 100 messages, so offset 6 is still in the example's 100-message history.
+    const client = track(new Client(`${service.wsUrl}?token=${(await login(user('late'))).token}`));
+    await client.opened;
     let published = 10;
     let pumping = true;
     const pump = (async () => {
-      while (pumping) {
+      while (pumping && published < 100) {
         await service.broker.publish(topic, { n: ++published });
         await new Promise((resolve) => setImmediate(resolve));
       }
+      pumping = false;
     })();
-    const client = track(new Client(`${service.wsUrl}?token=${(await login(user('late'))).token}`));
-    await client.opened;
     client.sendJson({ type: 'Subscribe', data: { topics: [topic], recover: { [topic]: 5 } }, id: 's1' });
     const status = await client.nextOf('Status', (f) => f.data.status === 'subscribed');
     expect(status.data.details).toEqual({ topics: [topic], active_subscriptions: 1, recovered: { [topic]: true } });
     const statusAt = client.frames.indexOf(status);
-    await until(() => client.frames.slice(statusAt).filter((f) => f.type === 'Broadcast').length >= 10, 'live messages after the Status');
+    const liveAfterStatus = () => client.frames.slice(statusAt).filter((f) => f.type === 'Broadcast').length;
+    await until(() => !pumping || liveAfterStatus() >= 10, 'live messages after the Status');
     pumping = false;
     await pump;
     expect((await client.request('Ping', {})).type).toBe('Ack'); // every publish so far is in front of this Ack
@@ -549,8 +569,10 @@ describe('limits', () => {
       expect(e.data).toMatchObject({ code: 429, details: { retry_after_ms: expect.any(Number), message_id: expect.stringMatching(/^p\d+$/) } });
     }
     expect(client.frames.filter((f) => f.type === 'Ack').length).toBeGreaterThanOrEqual(100);
-    expect(client.ws.readyState).toBe(client.ws.OPEN);
-    await client.close();
+    expect(client.ws.readyState).toBe(client.ws.OPEN); // refused, not dropped
+    // Sustained abuse (50 refusals in a row) is a policy violation: close 1008.
+    for (let i = 0; i < 200; i++) client.sendJson({ type: 'Ping', data: {} });
+    expect((await client.closed).code).toBe(1008);
   });
 
   it('closes with 1009 on a frame over 64 KB, and accepts one under it', async () => {
@@ -584,5 +606,37 @@ describe('limits', () => {
     sender.ws.send(binaryBroadcast('admin.files', data)); // same permissions as JSON broadcasts
     expect((await sender.nextOf('Error')).data).toMatchObject({ code: 403, details: { topics: ['admin.files'] } });
     await Promise.all([sender.close(), receiver.close()]);
+  });
+
+  it('sends binary direct messages (0x02) and refuses the types this service has no handler for', async () => {
+    const senderName = user('uploader');
+    const targetName = user('downloader');
+    const sender = await open((await login(senderName)).token);
+    const target = await open((await login(targetName)).token);
+    const data = randomBytes(300);
+    sender.ws.send(binaryFrame(0x02, targetName, data));
+    const status = await sender.nextOf('Status', (f) => f.data.status === 'binary_received');
+    expect(status.data.details).toEqual({
+      size: 300,
+      type: 'direct_message',
+      checksum: `sha256:${createHash('sha256').update(data).digest('hex')}`,
+      delivered_to: [expect.any(String)],
+    });
+    await until(() => target.binary.length === 1, 'the binary direct message');
+    expect(target.binary[0]!.equals(binaryFrame(0x02, senderName, data))).toBe(true); // names the sender
+
+    // 0x03 file transfer / 0x04 stream data need a host handler; this example registers none.
+    const raw = Buffer.alloc(5 + 4);
+    raw[0] = 0x03;
+    raw.writeUInt32BE(4, 1);
+    sender.ws.send(raw);
+    expect((await sender.nextOf('Error')).data).toMatchObject({ code: 400, message: expect.stringContaining('file_transfer') });
+    await Promise.all([sender.close(), target.close()]);
+  });
+
+  it('accepts seed 001 "Metadata Headers" next to data', async () => {
+    const client = await open((await login(user('meta'))).token);
+    client.sendJson({ type: 'Broadcast', data: { topic: 'chat.meta', payload: 1 }, metadata: { priority: 'high', ttl: 3600 }, id: 'm1' });
+    expect((await client.next(isReplyTo('m1'))).data).toMatchObject({ message_id: 'm1', status: 'delivered' });
   });
 });

@@ -67,7 +67,23 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 900;
 
   const broker = createBroker({
-    endpoints: [{ path: '/ws', protocol: envelope() }],
+    endpoints: [
+      {
+        path: '/ws',
+        protocol: envelope({
+          // Seed 001 "Protocol Extensions": an `X-` type of this service. It tells a client who it
+          // is and when its token expires, so it can fetch a new one before `token_expiring`.
+          handlers: {
+            'X-Whoami': (conn) => ({
+              user_id: conn.principal.id,
+              roles: conn.principal.data?.roles ?? [],
+              token_id: conn.principal.tokenId,
+              expires_at: conn.principal.expiresAt,
+            }),
+          },
+        }),
+      },
+    ],
     // Seed 001 "Authentication Methods": the core finds the token in the header, the query or
     // the subprotocol; here it is verified and its claims become the principal. A null answer
     // closes 4003 (4001 when no token was sent at all).
