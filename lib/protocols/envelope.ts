@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { BrokerError } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
+import { parseObject } from './json.js';
 import type { Connection, Delivery, Protocol } from '../protocol.js';
 import type { HistoryRecord } from '../store.js';
 
@@ -278,14 +279,7 @@ function bad(message: string, details?: Record<string, unknown>): BrokerError {
 }
 
 function parse(raw: Buffer): Request {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw bad(`invalid JSON: ${(err as Error).message}`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('a message must be a JSON object');
-  const { type, data, id } = value as Record<string, unknown>;
+  const { type, data, id } = parseObject(raw);
   if (id !== undefined && (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH)) {
     throw bad(`id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, { field: 'id' });
   }

@@ -6,6 +6,7 @@
  * Timestamps are ISO-8601 strings, as the seed shows them.
  */
 import { BrokerError } from '../errors.js';
+import { parseObject } from './json.js';
 import type { Delivery, Protocol } from '../protocol.js';
 import type { Filter } from '../types.js';
 
@@ -102,14 +103,7 @@ function bad(message: string): BrokerError {
 }
 
 function parse(raw: Buffer): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw bad(`invalid JSON: ${(err as Error).message}`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('a message must be a JSON object');
-  const message = value as Record<string, unknown>;
+  const message = parseObject(raw);
   if (typeof message.type !== 'string' || message.type === '') throw bad("a message needs a 'type' string");
   return message;
 }

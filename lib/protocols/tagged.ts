@@ -15,6 +15,7 @@
  * A frame that is not `{tag, message}` JSON closes with 1008 (DESIGN.md "Decisions").
  */
 import { BrokerError, CloseCode } from '../errors.js';
+import { parseObject } from './json.js';
 import type { Connection, Delivery, Protocol } from '../protocol.js';
 
 export interface TaggedOptions {
@@ -152,14 +153,7 @@ function policy(message: string): BrokerError {
 }
 
 function parse(raw: Buffer): { tag: string; message: unknown } {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw policy('a frame must be {"tag", "message"} JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw policy('a frame must be a {"tag", "message"} object');
-  const frame = value as Record<string, unknown>;
+  const frame = parseObject(raw, 'a {"tag", "message"} frame');
   if (typeof frame.tag !== 'string' || frame.tag === '') throw policy('"tag" must be a non-empty string');
   if (!('message' in frame)) throw policy('a frame needs a "message"');
   return { tag: frame.tag, message: frame.message };
