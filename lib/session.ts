@@ -56,10 +56,11 @@ export class Session implements Connection {
   #strikes = 0;
   #inflight = 0;
   #paused = false;
-  #chain: Promise<void> = Promise.resolve();
+  #chain: Promise<void> = RESOLVED;
   /** Live deliveries held back per topic while that topic's history is replayed. */
   #held: Map<string, Array<{ frame: Buffer; offset: number | undefined }>> | null = null;
-  #timers: NodeJS.Timeout[] = [];
+  /** Only connections with an expiry or a pending close have timers: allocated on demand. */
+  #timers: NodeJS.Timeout[] | null = null;
 
   constructor(init: {
     id: string;
@@ -311,7 +312,7 @@ export class Session implements Connection {
   /** Timers owned by this connection, cleared when it closes. */
   addTimer(timer: NodeJS.Timeout): void {
     timer.unref();
-    this.#timers.push(timer);
+    (this.#timers ??= []).push(timer);
   }
 
   /** Called once the socket is gone. */
@@ -320,8 +321,8 @@ export class Session implements Connection {
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#held = null;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers = [];
+    for (const timer of this.#timers ?? []) clearTimeout(timer);
+    this.#timers = null;
   }
 
   #slowConsumer(): void {
@@ -332,6 +333,8 @@ export class Session implements Connection {
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
   }
 }
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
