@@ -6,6 +6,9 @@ export default defineConfig({
   entry: {
     index: 'lib/index.ts',
     http: 'adapters/http.ts',
+    express: 'adapters/express.ts',
+    fastify: 'adapters/fastify.ts',
+    koa: 'adapters/koa.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -8,6 +8,9 @@ export default defineConfig({
     alias: [
       { find: /^switchyard$/, replacement: here('./lib/index.ts') },
       { find: /^switchyard\/http$/, replacement: here('./adapters/http.ts') },
+      { find: /^switchyard\/express$/, replacement: here('./adapters/express.ts') },
+      { find: /^switchyard\/fastify$/, replacement: here('./adapters/fastify.ts') },
+      { find: /^switchyard\/koa$/, replacement: here('./adapters/koa.ts') },
     ],
   },
   test: {
