@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEMO_TOKENS, DEMO_WORKSPACES, start, type RunningExample } from '../examples/workspaces/server.js';
+import { watchWorkspace, type WatchOptions, type WorkspaceMessage } from '../examples/workspaces/client.js';
 import { isoSeconds, seededRandom, Simulator, type SimMessage } from '../examples/workspaces/simulator.js';
 import { Client, until, type Frame } from './helpers.js';
 
@@ -223,5 +224,62 @@ describe('examples/workspaces: the simulator', () => {
 
   it('formats timestamps as the seed does', () => {
     expect(isoSeconds(new Date('2025-07-31T15:47:51.999Z'))).toBe('2025-07-31T15:47:51Z');
+  });
+});
+
+describe('examples/workspaces: a client that follows "Client Behavior (Recommended)"', () => {
+  it('backs off exponentially, polls the REST fallback while the socket is down, and comes back', async () => {
+    await sim('start', '1');
+    const port = app.port;
+    const messages: Array<[source: 'ws' | 'poll', message: WorkspaceMessage]> = [];
+    const others: unknown[] = [];
+    const states: Array<[string, { delayMs?: number; code?: number } | undefined]> = [];
+    const controller = new AbortController();
+    const options: WatchOptions = {
+      url: app.url(''), workspaceId: 1, token: ALL, v2: true,
+      backoff: { initialMs: 20, maxMs: 80 }, degradeAfterMs: 100, pollMs: 20, signal: controller.signal,
+      onMessage: (m, source) => messages.push([source, m]),
+      onOther: (m) => others.push(m),
+      onState: (state, detail) => states.push([state, detail]),
+    };
+    const run = watchWorkspace(options);
+    await until(() => messages.some(([s, m]) => s === 'ws' && m.type === 'reading' && m.version === 2), 'a v2 reading');
+
+    // Outage: the server goes away. Delays double from 20 ms up to the 80 ms cap; polling starts.
+    await app.stop();
+    const delays = () => states.filter(([s]) => s === 'waiting').map(([, d]) => d!.delayMs);
+    await until(() => delays().length >= 5 && states.some(([s]) => s === 'polling'), 'backoff and polling');
+    expect(delays().slice(0, 5)).toEqual([20, 40, 80, 80, 80]);
+    expect(states.find(([s]) => s === 'waiting')![1]!.code).toBe(1001); // "server shutting down"
+
+    // The server is back but its WebSocket path is not (a proxy dropping upgrades): polling delivers.
+    app = await start({ port, sim: { intervalMs: 10, seed: 3 } });
+    const upgrade = app.server.listeners('upgrade') as Array<(...args: unknown[]) => void>;
+    app.server.removeAllListeners('upgrade');
+    app.server.on('upgrade', (_req, socket: import('node:stream').Duplex) => socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n'));
+    await sim('start', '1');
+    await until(() => messages.filter(([s]) => s === 'poll').length >= 3, 'polled readings');
+    for (const [, m] of messages.filter(([s]) => s === 'poll')) expectSeedShape(m as never);
+
+    // The WebSocket path comes back: the client reconnects and stops polling.
+    app.server.removeAllListeners('upgrade');
+    for (const listener of upgrade) app.server.on('upgrade', listener);
+    const opens = () => states.filter(([s]) => s === 'open').length;
+    await until(() => opens() === 2, 'the reconnect');
+    const seen = messages.length;
+    await until(() => messages.slice(seen).filter(([s]) => s === 'ws').length >= 3, 'live readings again');
+    expect(messages.slice(seen).every(([s]) => s === 'ws')).toBe(true);
+    await sim('stop', '1');
+    await until(() => others.length === 1, 'the info message');
+    expect(others).toEqual([{ type: 'info', message: 'simulator_stopped', version: 2 }]); // not a reading or event: set aside
+    controller.abort();
+    expect(await run).toEqual({ reason: 'aborted', connections: 2 });
+  });
+
+  it('stops on 4401 and on an unknown workspace instead of retrying', async () => {
+    const base = { url: app.url(''), backoff: { initialMs: 5, maxMs: 5 }, onMessage: () => {} };
+    expect(await watchWorkspace({ ...base, workspaceId: 1, token: 'nope' })).toEqual({ reason: 'unauthorized', connections: 1 });
+    expect(await watchWorkspace({ ...base, workspaceId: 1, token: 'nope', tokenIn: 'query' })).toEqual({ reason: 'unauthorized', connections: 1 });
+    expect(await watchWorkspace({ ...base, workspaceId: 9, token: ALL })).toEqual({ reason: 'not_found', connections: 1 });
   });
 });
