@@ -25,8 +25,14 @@ afterEach(async () => {
   await app.stop();
 });
 
-function client(path: string, authorization?: string): Client {
-  const c = new Client(app.url(path), undefined, authorization === undefined ? {} : { headers: { authorization } });
+interface Extra {
+  protocols?: string[];
+  headers?: Record<string, string>;
+}
+
+function client(path: string, authorization?: string, extra: Extra = {}): Client {
+  const headers = { ...extra.headers, ...(authorization !== undefined && { authorization }) };
+  const c = new Client(app.url(path), extra.protocols, { headers });
   clients.push(c);
   return c;
 }
@@ -41,8 +47,8 @@ async function connected(path: string, authorization: string): Promise<Client> {
 }
 
 /** HTTP status of a refused upgrade. */
-async function refusal(path: string, authorization?: string): Promise<number> {
-  const c = client(path, authorization);
+async function refusal(path: string, authorization?: string, extra?: Extra): Promise<number> {
+  const c = client(path, authorization, extra);
   const err = await c.opened.then(() => undefined, (e: { status?: number }) => e);
   return err?.status ?? 101;
 }
@@ -69,6 +75,35 @@ describe('examples/device-telemetry: handshake (seed 002 "Authentication Flow")'
     { what: 'a dashboard', path: '/ws/device/ems_002', authorization: `Bearer ${DASHBOARD}`, status: 101 },
   ])('$what → $status', async ({ path, authorization, status }) => {
     expect(await refusal(path, authorization)).toBe(status);
+  });
+
+  // The seed's dashboard hook is `new WebSocket(url)`: a browser sends its cookies and Origin,
+  // never an Authorization header. `['Bearer', t]` is the other way a browser can carry a token.
+  const cookie = `theme=dark; dashboard_token=${DASHBOARD}`;
+  const self = () => `http://127.0.0.1:${app.port}`;
+  it.each([
+    { what: 'a dashboard cookie from the same origin', extra: () => ({ headers: { cookie, origin: self() } }), status: 101 },
+    { what: 'a dashboard cookie from another origin', extra: () => ({ headers: { cookie, origin: 'https://evil.example' } }), status: 401 },
+    { what: 'a dashboard cookie with no Origin', extra: () => ({ headers: { cookie } }), status: 401 },
+    { what: 'a wrong dashboard cookie', extra: () => ({ headers: { cookie: 'dashboard_token=nope', origin: self() } }), status: 401 },
+    { what: 'a dashboard token as a Bearer subprotocol', extra: () => ({ protocols: ['Bearer', DASHBOARD] }), status: 101 },
+    { what: "a device's token as a subprotocol (devices use the header)", extra: () => ({ protocols: ['Bearer', DEVICE] }), status: 403 },
+  ])('browser dashboards: $what → $status', async ({ extra, status }) => {
+    expect(await refusal('/ws/device/ems_001', undefined, extra())).toBe(status);
+  });
+
+  it('lets a cookie dashboard from an allowed origin watch a device', async () => {
+    await app.stop();
+    app = await start({ port: 0, origins: ['https://dashboard.example'] });
+    const dashboard = client('/ws/device/ems_001', undefined, { headers: { cookie, origin: 'https://dashboard.example' } });
+    await dashboard.opened;
+    await until(() => app.broker.stats().subscriptions === 1, 'the dashboard bound');
+    const device = await connected('/ws/device/ems_001', `Bearer ${DEVICE}`);
+    device.sendJson({ device_id: 'ems_001' });
+    expect(await dashboard.next()).toEqual({ device_id: 'ems_001' });
+    const viaProtocol = client('/ws/device/ems_001', undefined, { protocols: ['Bearer', DASHBOARD] });
+    await viaProtocol.opened;
+    expect(viaProtocol.ws.protocol).toBe('Bearer'); // never the token itself
   });
 
   it('refuses a second connection of the same device with 409, not a second dashboard', async () => {

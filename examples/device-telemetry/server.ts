@@ -34,6 +34,8 @@ export interface DeviceTelemetryOptions {
   devices?: Record<string, string>;
   /** `hashToken(dashboardToken, pepper)` → account. Default: the demo dashboard. */
   dashboards?: Record<string, DashboardAccount>;
+  /** Browser origins besides the server's own whose dashboards may sign in with the cookie. Default none. */
+  origins?: string[];
   /** Server-side secret mixed into every token hash. Default ''. */
   pepper?: string;
   /** Where to print what happens. Default: nowhere. */
@@ -58,6 +60,8 @@ export const DEMO_TOKENS = {
 /** Device ids become topic levels: letters, digits, `_` and `-` only (no `/`, `+`, `#`). */
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_BODY_BYTES = 16 * 1024;
+/** The cookie a dashboard app would set at login (the demo just expects the dashboard token). */
+export const DASHBOARD_COOKIE = 'dashboard_token';
 
 const telemetryTopic = (id: string) => `devices/${id}/telemetry`;
 const commandTopic = (id: string) => `devices/${id}/commands`;
@@ -77,12 +81,22 @@ export async function start(options: DeviceTelemetryOptions = {}): Promise<Runni
 
   // Seed 002 "Authentication Flow": extract the Bearer token, hash it, compare it with the hash
   // stored for this device. Null answers 401 (no token) or 403 (mismatch) before the upgrade.
-  function authenticate({ credentials, params }: Handshake): Principal | null {
+  function authenticate({ credentials, params, headers }: Handshake): Principal | null {
     const deviceId = params.deviceId ?? '';
-    if (credentials === undefined || credentials.scheme !== 'bearer' || !DEVICE_ID.test(deviceId)) return null;
-    const stored = devices.get(deviceId);
-    if (stored === undefined) return null;
-    if (verifyToken(credentials.token, stored, pepper)) {
+    if (!DEVICE_ID.test(deviceId) || !devices.has(deviceId)) return null;
+    if (credentials === undefined) {
+      // The seed's dashboard hook opens `new WebSocket(url)`: a browser cannot add a header, so
+      // a dashboard may come with its login cookie, from an allowed origin only (a cookie rides
+      // along with any page's request: checking Origin stops cross-site WebSocket hijacking).
+      const token = cookie(headers.cookie, DASHBOARD_COOKIE);
+      if (token === undefined || !originAllowed(headers.origin, headers.host)) return null;
+      return dashboardPrincipal(token, deviceId);
+    }
+    if (credentials.scheme !== 'bearer') return null;
+    // Device tokens only from the header (Rules 1 and 2); a browser dashboard may also use the
+    // subprotocol pair `new WebSocket(url, ['Bearer', token])`.
+    if (credentials.source !== 'header') return dashboardPrincipal(credentials.token, deviceId);
+    if (verifyToken(credentials.token, devices.get(deviceId)!, pepper)) {
       return {
         id: `device:${deviceId}`,
         // "doesn't conflict with existing IDs": one connection per device (409 for a second).
@@ -94,13 +108,28 @@ export async function start(options: DeviceTelemetryOptions = {}): Promise<Runni
         data: { kind: 'device', deviceId },
       };
     }
-    const account = dashboardFor(credentials.token, deviceId);
+    return dashboardPrincipal(credentials.token, deviceId);
+  }
+
+  function dashboardPrincipal(token: string, deviceId: string): Principal | null {
+    const account = dashboardFor(token, deviceId);
     if (account === undefined) return null;
     return {
       id: `dashboard:${account.user}`,
       grants: [{ topic: telemetryTopic(deviceId), access: 'read' }],
       data: { kind: 'dashboard', deviceId },
     };
+  }
+
+  /** Same origin as the request's Host, or one of `options.origins`. */
+  function originAllowed(origin: string | undefined, host: string | undefined): boolean {
+    if (origin === undefined) return false;
+    if (options.origins?.includes(origin)) return true;
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
   }
 
   const broker = createBroker({
@@ -115,7 +144,7 @@ export async function start(options: DeviceTelemetryOptions = {}): Promise<Runni
               : { subscribe: [telemetryTopic(deviceId!)] },
         }),
         reject: 'http', // 401/403/409 before the 101, as seed 002 asks
-        credentials: ['header'], // Rule 1: the token is never sent in the URL
+        credentials: ['header', 'subprotocol'], // Rule 1: a token is never read from the URL
       },
     ],
     authenticate,
@@ -181,6 +210,14 @@ function demoDevices(pepper: string): Record<string, string> {
 
 function json(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+}
+
+function cookie(header: string | undefined, name: string): string | undefined {
+  for (const pair of header?.split(';') ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq).trim() === name) return safeDecode(pair.slice(eq + 1).trim());
+  }
+  return undefined;
 }
 
 function safeDecode(segment: string): string | undefined {
