@@ -247,6 +247,7 @@ function python(mode: 'secure' | 'telemetry', token: string, seconds = 15): Pyth
       API_TOKEN: token,
       PI_RUN_SECONDS: String(seconds),
       PYTHONUNBUFFERED: '1',
+      PYTHONDONTWRITEBYTECODE: '1', // no __pycache__ in test/fixtures
       PYTHONIOENCODING: 'utf-8',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
