@@ -304,6 +304,18 @@ describe('JWT authentication', () => {
     await ok.close();
   });
 
+  it("a refused token looks like connect-then-disconnect to the seed's client (its onclose ignores the code)", async () => {
+    // With the 'close' policy the upgrade completes and the 4003 follows, which a browser can see;
+    // the seed class resolves connect() on open and only logs the close, so it cannot tell why.
+    const log = vi.mocked(console.log);
+    const before = log.mock.calls.length;
+    const client = track(new RealtimeProtocolClient(service.wsUrl, 'not-a-jwt'));
+    const status = new Inbox(client, 'Status');
+    await client.connect();
+    await until(() => log.mock.calls.slice(before).some((c) => c[0] === 'WebSocket disconnected'), 'the seed client to log its close');
+    expect(status.items).toEqual([]); // no welcome, nothing delivered
+  });
+
   it('warns with AuthStatus token_expiring, then closes 4002 when the token expires while connected', async () => {
     const name = user('dana');
     const issued = await service.issueToken(name, {}, 2); // exp in 1–2 s; the warning comes 1 s before
