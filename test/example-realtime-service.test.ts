@@ -466,11 +466,12 @@ describe('presence', () => {
     await Promise.all([watcher.close(), admin.close()]);
   });
 
-  it('needs subscribe permission on the watched presence topic', async () => {
+  it('needs subscribe permission on the watched presence topic, and nobody can publish presence', async () => {
+    const noRoles = await open((await service.issueToken(user('guest'), { roles: [] })).token);
+    expect((await noRoles.request('Subscribe', { topics: ['$presence.*'] })).data).toMatchObject({ code: 403, details: { topics: ['$presence.*'] } });
     const client = await open((await login(user('ursula'))).token);
-    // `>` grants do not reach `$` topics, and a user cannot publish presence.
     expect((await client.request('Broadcast', { topic: '$presence.admin', payload: { status: 'online' } })).data.code).toBe(403);
-    await client.close();
+    await Promise.all([noRoles.close(), client.close()]);
   });
 });
 
