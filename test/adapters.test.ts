@@ -2,9 +2,11 @@
  * One suite, four hosts: the same behaviour from switchyard/express, switchyard/fastify,
  * switchyard/koa and switchyard/http, each on a real app on port 0 with real `ws` clients.
  */
+import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createBroker, envelope, grantsAllow, type Authenticate, type Authorize, type Broker, type LimitOptions, type Protocol } from 'switchyard';
+import { fastifySwitchyard } from 'switchyard/fastify';
 import { ADAPTERS, SESSIONS, hanging, request, tryConnect, type AdapterCase, type Host, type Outcome } from './adapter-helpers.js';
 import { Client, connect, tokenAuth, until } from './helpers.js';
 
@@ -253,11 +255,36 @@ describe.each(ADAPTERS)('$name adapter', (adapter) => {
   });
 
   // Fastify has no detach of its own: its close hooks are the way out (previous test).
-  it.skipIf(adapter.name === 'fastify')('detach() removes exactly its listener and leaves broker and server running', async () => {
+  if (adapter.name === 'fastify') return;
+  it('detach() removes exactly its listener and leaves broker and server running', async () => {
     const mounted = await mount();
     mounted.detach!();
     expect(mounted.server.listenerCount('upgrade')).toBe(mounted.baseline);
     expect(broker.closed).toBe(false);
     await until(() => mounted.server.listening, 'server still listening');
+  });
+});
+
+describe('fastify plugin specifics', () => {
+  const broker = () => createBroker({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: tokenAuth, heartbeat: false });
+
+  it('refuses to be registered under a prefix (endpoint paths are absolute)', async () => {
+    const app = Fastify();
+    const b = broker();
+    await expect(app.register(fastifySwitchyard, { broker: b, prefix: '/api' })).rejects.toThrow(/without a prefix/);
+    await app.close();
+    await b.close();
+  });
+
+  it('answers a plain HTTP GET on a broker path with 426, and app.close() before listen closes the broker', async () => {
+    const app = Fastify();
+    const b = broker();
+    await app.register(fastifySwitchyard, { broker: b });
+    const res = await app.inject({ method: 'GET', url: '/ws' });
+    expect(res.statusCode).toBe(426);
+    expect(res.headers.upgrade).toBe('websocket');
+    await app.close();
+    expect(b.closed).toBe(true);
+    expect(app.server.listenerCount('upgrade')).toBe(0);
   });
 });
