@@ -28,12 +28,11 @@ export interface AttachOptions {
 
 /** The path patterns of the broker's endpoints (frameworks that route register them). */
 export function endpointPaths(broker: Broker): string[] {
-  return broker.options.endpoints.map((e) => e.pattern);
+  return broker.paths;
 }
 
 function owns(broker: Broker, request: IncomingMessage): boolean {
-  const { pathname } = new URL(request.url ?? '/', 'http://localhost');
-  return broker.options.endpoints.some((e) => e.match(pathname) !== null);
+  return broker.owns(request.url ?? '/');
 }
 
 /**

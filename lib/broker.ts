@@ -82,7 +82,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     this.#logger = options.logger ?? silentLogger;
     this.#authorize = options.authorize;
     this.nodeId = this.#ids();
-    this.#router = new Router(this.options.syntax);
+    this.#router = new Router(this.options.syntax, (err, context) => this.reportError(err, context));
     this.#store = options.store ?? new MemoryStore();
     this.#bus = options.bus ?? new MemoryBus();
     this.#gate = new Gate(this.options, this);
@@ -110,6 +110,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
 
   connectionsOf(principalId: string): number {
     return this.#byPrincipal.get(principalId)?.size ?? 0;
+  }
+
+  /** The path patterns of the endpoints, for adapters whose framework registers routes. */
+  get paths(): string[] {
+    return this.options.endpoints.map((e) => e.pattern);
+  }
+
+  /** Whether an endpoint's pattern matches this request URL's path (malformed parameters included). */
+  owns(url: string): boolean {
+    const { pathname } = new URL(url, 'http://localhost');
+    return this.options.endpoints.some((e) => e.match(pathname) !== null);
   }
 
   /**
@@ -205,7 +216,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     assertTopic(this.options.syntax, topic, false);
     const h = this.options.history;
     if (h === undefined || !this.#keepsHistory(topic)) {
-      return { records: [], latestOffset: 0, complete: query.since === undefined };
+      throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history`, { details: { topics: [topic] } });
     }
     return this.#store.readHistory(topic, query, h);
   }
@@ -399,7 +410,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     ws.once('close', (code, reason) => this.#closeSession(session, code, reason.toString()));
     const info = this.#info(session);
     this.emit('connection', info);
-    void this.#start(session);
+    session.begin(() => this.#start(session));
   }
 
   async #start(session: Session): Promise<void> {

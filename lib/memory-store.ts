@@ -76,8 +76,9 @@ export class MemoryStore implements Store {
     }
     const since = query.since;
     const first = records[0]?.offset ?? history.next;
-    // Nothing between `since` and the first kept record may have been lost.
-    const complete = since >= first - 1;
+    // Nothing between `since` and the first kept record may have been lost; and an offset past
+    // the newest one means the client saw a history this store no longer has (a restart).
+    const complete = since >= first - 1 && since <= latestOffset;
     const start = records.findIndex((r) => r.offset > since);
     const tail = start === -1 ? [] : records.slice(start);
     return { records: query.limit === undefined ? tail : tail.slice(0, query.limit), latestOffset, complete };

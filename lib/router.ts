@@ -18,8 +18,11 @@ export class Router {
   /** Deliveries handed to connections so far. */
   delivered = 0;
 
-  constructor(syntax: TopicSyntax) {
+  readonly #onError: (error: unknown, context: Record<string, unknown>) => void;
+
+  constructor(syntax: TopicSyntax, onError: (error: unknown, context: Record<string, unknown>) => void) {
     this.#index = new TopicIndex(syntax);
+    this.#onError = onError;
   }
 
   /** Distinct patterns subscribed. */
@@ -52,7 +55,7 @@ export class Router {
       const slot = session.endpoint.index;
       let frame = frames[slot];
       if (frame === undefined) {
-        frame = frameOf(session.endpoint.protocol.encode(delivery));
+        frame = this.#encode(session, delivery);
         frames[slot] = frame;
       }
       if (frame !== null && session.deliver(frame, topic, offset)) recipients++;
@@ -63,10 +66,23 @@ export class Router {
 
   /** Sends one delivery to one connection (direct messages, notifications, replays). */
   deliverTo(session: Session, delivery: Delivery): boolean {
-    const frame = frameOf(session.endpoint.protocol.encode(delivery));
+    const frame = this.#encode(session, delivery);
     const sent = frame !== null && session.enqueue(frame);
     if (sent) this.delivered++;
     return sent;
+  }
+
+  /**
+   * A protocol's frame for a delivery. One that throws loses that delivery for its endpoint
+   * only (reported), never the fan-out to other endpoints or the publisher's answer.
+   */
+  #encode(session: Session, delivery: Delivery): Buffer | null {
+    try {
+      return frameOf(session.endpoint.protocol.encode(delivery));
+    } catch (err) {
+      this.#onError(err, { during: 'encode', protocol: session.endpoint.protocol.name, kind: delivery.kind });
+      return null;
+    }
   }
 
   /** Called by a session when its queue goes from empty to not empty. */

@@ -190,6 +190,11 @@ export class Session implements Connection {
 
   // ── inbound ───────────────────────────────────────────────────────────────
 
+  /** Runs `work` (the protocol's open) before any inbound frame is handled. `work` must not reject. */
+  begin(work: () => Promise<void>): void {
+    this.#chain = this.#chain.then(work);
+  }
+
   /**
    * One inbound frame. Frames are handled one after another in arrival order (so a Subscribe
    * is in effect before the Broadcast that follows it); reading pauses while too many wait.

@@ -231,3 +231,69 @@ describe('binary frames', () => {
     await c.close();
   });
 });
+
+describe('robustness', () => {
+  it('keeps delivering to other endpoints when one protocol fails to encode, and reports it', async () => {
+    const broken = { ...envelope(), name: 'broken', encode: () => { throw new Error('encoder bug'); } };
+    running = await start({
+      endpoints: [
+        { path: '/ws', protocol: envelope() },
+        { path: '/broken', protocol: broken },
+      ],
+      authenticate: tokenAuth,
+    });
+    const errors: Error[] = [];
+    running.broker.on('error', (e) => errors.push(e));
+    const good = await connect(running.url('/ws?token=a'));
+    const bad = await connect(running.url('/broken?token=b'));
+    await good.request('Subscribe', { topics: ['t'] });
+    await bad.request('Subscribe', { topics: ['t'] });
+    expect((await running.broker.publish('t', 1)).recipients).toBe(1);
+    expect((await good.nextOf('Broadcast')).data.payload).toBe(1);
+    expect(errors.map((e) => e.message)).toEqual(['encoder bug']);
+    await good.close();
+    await bad.close();
+  });
+
+  it('handles frames only after the protocol finished opening the connection', async () => {
+    const base = envelope();
+    let release!: () => void;
+    const lookup = new Promise<void>((resolve) => (release = resolve));
+    const slowOpen = {
+      ...base,
+      async open(conn: Parameters<typeof base.open>[0]) {
+        await lookup; // an async open (a database lookup), still running when the frame arrives
+        await conn.subscribe(['opened']);
+        await base.open(conn);
+      },
+    };
+    await broker({}, slowOpen);
+    // Let the open finish only once the server's socket has the client's early frame.
+    running!.server.on('upgrade', (_req, socket) => socket.once('data', () => setImmediate(release)));
+    const c = new Client(running!.url('/ws?token=a'));
+    await c.opened;
+    c.sendJson({ type: 'Unsubscribe', data: { topics: ['opened'] }, id: 'u' });
+    const status = await c.nextOf('Status', (f) => f.data.status === 'unsubscribed');
+    expect(status.data.details.active_subscriptions).toBe(0);
+    expect(c.frames[0]!.data.status).toBe('connected'); // the welcome came first
+    await c.close();
+  });
+
+  it('answers History on a topic without history with 400, and a client Pong with an Ack', async () => {
+    await broker({ history: { topics: ['chat/#'] } });
+    const c = await as('alice');
+    expect((await c.request('History', { topic: 'news' })).data).toMatchObject({ code: 400, message: 'news keeps no history' });
+    expect((await c.request('Pong', { timestamp: 1 })).type).toBe('Ack');
+    await c.close();
+  });
+
+  it('reports recovery from an offset the store never reached as incomplete (a restarted store)', async () => {
+    await broker({ history: { topics: ['chat/#'] } });
+    await running!.broker.publish('chat/a', 1);
+    const c = await as('alice');
+    await c.request('Subscribe', { topics: ['chat/a'], recover: { 'chat/a': 50 } });
+    const status = c.frames.find((f) => f.type === 'Status' && f.data.status === 'subscribed')!;
+    expect(status.data.details.recovered).toEqual({ 'chat/a': false });
+    await c.close();
+  });
+});

@@ -58,6 +58,11 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       ack(conn, req, { status: 'ok' });
     },
 
+    // Seed 001's client answers a JSON Ping with a Pong; nothing to do but acknowledge an id.
+    Pong(conn, req) {
+      ack(conn, req, { status: 'ok' });
+    },
+
     async Subscribe(conn, req) {
       const data = requireObject(req.data, 'Subscribe');
       const topics = stringArray(data.topics, 'Subscribe', 'data.topics');
