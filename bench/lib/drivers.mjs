@@ -9,9 +9,11 @@
 // in `sink.sampleEvery` to check its content (type, topic, payload). Scenarios that need a value
 // from every frame (latency) set `sink.onT`, and the driver pulls the payload's "t" out of the raw
 // bytes without a JSON.parse.
-import { WebSocket } from 'ws';
-import { io as ioClient } from 'socket.io-client';
 import { LightWs } from './wsclient.mjs';
+
+// Loaded only when used: importing socket.io-client costs ~150 ms per load-generator start.
+let WebSocket = null;
+let ioClient = null;
 
 /**
  * Counters shared by every subscriber of a scenario (all in this one process).
@@ -73,7 +75,6 @@ class EnvelopeConn {
     this.welcome = null;
     this.welcomeWaiter = null;
     this.closedWith = null;
-    this.countdown = this.sink ? this.sink.sampleEvery : 0;
     this.other = 0; // control frames nobody asked for
   }
 
@@ -123,19 +124,10 @@ class EnvelopeConn {
   #onMessage(buf, start, end) {
     if (this.counting) {
       const sink = this.sink;
-      sink.count++;
+      // 1 in sampleEvery deliveries overall (not per connection: in `topics` a subscriber
+      // may see only a handful) is parsed and checked.
+      if (++sink.count % sink.sampleEvery === 0) this.#sample(buf, start, end);
       if (sink.onT !== null) sink.onT(readT(buf, start, end));
-      if (--this.countdown === 0) {
-        this.countdown = sink.sampleEvery;
-        let m;
-        try {
-          m = JSON.parse(buf.toString('utf8', start, end));
-        } catch {
-          return noteBad(sink, 'invalid JSON');
-        }
-        if (m.type !== 'Broadcast') noteBad(sink, `type ${m.type}: ${JSON.stringify(m.data).slice(0, 120)}`);
-        else checkDelivery(sink, m.data, this.expectTopic);
-      }
       if (sink.onCount !== null) sink.onCount();
       return;
     }
@@ -147,6 +139,22 @@ class EnvelopeConn {
       return;
     }
     this.#onControl(m);
+  }
+
+  #sample(buf, start, end) {
+    const sink = this.sink;
+    let m;
+    try {
+      m = JSON.parse(buf.toString('utf8', start, end));
+    } catch {
+      sink.sampled++;
+      noteBad(sink, 'invalid JSON');
+      return;
+    }
+    if (m.type !== 'Broadcast') {
+      sink.sampled++;
+      noteBad(sink, `type ${m.type}: ${JSON.stringify(m.data).slice(0, 120)}`);
+    } else checkDelivery(sink, m.data, this.expectTopic);
   }
 
   #onControl(m) {
@@ -267,7 +275,6 @@ class SocketIoConn {
     this.o = o;
     this.sink = o.sink ?? null;
     this.expectTopic = o.expectTopic ?? null;
-    this.countdown = this.sink ? this.sink.sampleEvery : 0;
     this.welcome = {};
     this.closedWith = null;
   }
@@ -287,12 +294,8 @@ class SocketIoConn {
     if (this.sink) {
       const sink = this.sink;
       socket.on('message', (m) => {
-        sink.count++;
+        if (++sink.count % sink.sampleEvery === 0) checkDelivery(sink, m, this.expectTopic);
         if (sink.onT !== null) sink.onT(m?.payload?.t);
-        if (--this.countdown === 0) {
-          this.countdown = sink.sampleEvery;
-          checkDelivery(sink, m, this.expectTopic);
-        }
         if (sink.onCount !== null) sink.onCount();
       });
     }
@@ -343,7 +346,9 @@ class SocketIoConn {
  * @param {'raw'|'switchyard'|'socketio'} system
  * @param {{host: string, port: number, clientKind?: 'light'|'ws'}} target
  */
-export function makeDriver(system, target) {
+export async function makeDriver(system, target) {
+  if (system === 'socketio') ioClient ??= (await import('socket.io-client')).io;
+  if (target.clientKind === 'ws') WebSocket ??= (await import('ws')).WebSocket;
   const driver = {
     system,
     host: target.host,

@@ -118,7 +118,7 @@ export function machineBusy(ticksPerSecond = 100) {
 export async function openWindow(ctx) {
   const pid = ctx.serverPid;
   const tps = ctx.clockTicks ?? 100;
-  const stats0 = ctx.rpc('stats', undefined, 5000).catch(() => null);
+  const stats0 = ctx.rpc('stats', undefined, 3000).catch(() => null);
   const p0 = procCpu(pid, tps);
   const b0 = machineBusy(tps);
   const t0 = performance.now();
@@ -134,7 +134,7 @@ export async function openWindow(ctx) {
       const cpu = process.cpuUsage(cpu0);
       const elu = performance.eventLoopUtilization(elu0);
       const elapsed = t1 - t0;
-      const [server0, server1] = await Promise.all([stats0, ctx.rpc('stats', undefined, 5000).catch(() => null)]);
+      const [server0, server1] = await Promise.all([stats0, ctx.rpc('stats', undefined, 600).catch(() => null)]);
       const lateMs = performance.now() - t1;
       const sElapsed = server0 && server1 ? server1.at - server0.at : 0;
       let serverCpu = null;
@@ -270,10 +270,13 @@ export async function measureThroughput(ctx, { publisher, sink, warmupMs, measur
   await ctx.sleep(measureMs);
   const c1 = sink.count;
   const p1 = publisher.stats().acked;
+  const tEnd = performance.now();
   const m = await w.end();
   publisher.stop();
+  const tDrain = performance.now();
   const drained = await publisher.drain();
   const st = publisher.stats();
+  if (process.env.BENCH_DEBUG) ctx.log(`[debug] window end ${Math.round(tDrain - tEnd)} ms, drain ${Math.round(performance.now() - tDrain)} ms`);
   const rate = ((c1 - c0) / m.elapsedMs) * 1000;
   const notes = [];
   if (st.errors) notes.push(`${st.errors} publishes answered with Error (first: ${JSON.stringify(st.lastError)})`);

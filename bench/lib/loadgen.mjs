@@ -30,7 +30,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function run(msg) {
   const mod = await import(pathToFileURL(msg.scenarioFile).href);
   const scenario = mod.default;
-  const driver = makeDriver(msg.system, { host: msg.host, port: msg.port, clientKind: msg.clientKind });
+  const driver = await makeDriver(msg.system, { host: msg.host, port: msg.port, clientKind: msg.clientKind });
   const addresses = msg.localAddresses?.length ? msg.localAddresses : [undefined];
   const ctx = {
     system: msg.system,

@@ -129,8 +129,8 @@ export async function startServer(file, config, { nofile, cpu, timeoutMs = 20_00
   return { child, port: ready.port, pid: ready.pid, info: ready.info ?? {}, tail };
 }
 
-/** Fork a load generator, relaying its rpc requests to `server`. */
-export async function startLoadgen(server, { nofile, cpu, onLog } = {}) {
+/** Fork a load generator; `relayTo(server)` then forwards its rpc requests to the server. */
+export async function startLoadgen({ nofile, cpu, onLog } = {}) {
   const tail = { lines: [] };
   const child = forkWith(path.join(BENCH, 'lib', 'loadgen.mjs'), [], {
     nofile,
@@ -141,18 +141,25 @@ export async function startLoadgen(server, { nofile, cpu, onLog } = {}) {
   });
   captureTail(child.stdout, tail);
   captureTail(child.stderr, tail);
+  let server = null;
   child.on('message', (m) => {
     if (m?.type === 'rpc') {
-      if (server.child.connected) server.child.send(m);
+      if (server?.child.connected) server.child.send(m);
     } else if (m?.type === 'log') {
       onLog?.(m.text);
     }
   });
-  server.child.on('message', (m) => {
-    if (m?.type === 'rpc-result' && child.connected) child.send(m);
-  });
   await waitFor(child, (m) => (m?.type === 'ready' ? m : undefined), 'load generator', 10_000, tail);
-  return { child, tail };
+  return {
+    child,
+    tail,
+    relayTo(s) {
+      server = s;
+      s.child.on('message', (m) => {
+        if (m?.type === 'rpc-result' && child.connected) child.send(m);
+      });
+    },
+  };
 }
 
 /** Run one scenario in the load generator; rejects if it errors, dies, the server dies, or time runs out. */

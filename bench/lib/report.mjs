@@ -29,7 +29,7 @@ function bottleneck(m) {
   return 'neither';
 }
 
-export function aggregate(scenarios, records) {
+export function aggregate(scenarios, records, args) {
   const out = {};
   for (const sc of scenarios) {
     const recs = records.filter((r) => r.scenario === sc.name);
@@ -66,7 +66,7 @@ export function aggregate(scenarios, records) {
       v.ratio = typeof val === 'number' && typeof baseValue === 'number' && baseValue > 0 ? val / baseValue : null;
     }
     out[sc.name] = {
-      title: sc.title,
+      title: typeof sc.title === 'function' ? sc.title(sc.params(args.quick)) : sc.title,
       primary: sc.primary,
       columns: sc.columns ?? [],
       baseline: baselineKey,

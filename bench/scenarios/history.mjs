@@ -1,8 +1,9 @@
 // history: switchyard's fan-out (the `fanout` load, 1,000 subscribers) with history kept for the
 // topic vs. without, to show what keeping history costs. The server gets
 // `history: { topics: ['bench/#'], maxMessages: 1000 }`; after the window the load generator asks
-// the server how many records the broker kept for the topic, so "on" is confirmed on (and "off"
-// confirmed off). If the broker refuses the option or keeps nothing, the row reads n/a.
+// the server (broker.history()) for the topic's latest offset, so "on" is confirmed on (offset =
+// messages appended) and "off" confirmed off. If the broker refuses the option or keeps
+// nothing, the row reads n/a.
 import { fanoutParams, runFanout, FANOUT_TOPIC } from './fanout.mjs';
 
 export const HISTORY_OPTION = { topics: ['bench/#'], maxMessages: 1000 };
@@ -13,7 +14,7 @@ export default {
   primary: { key: 'rate', label: 'delivered msg/s', better: 'higher', unit: 'msg/s' },
   columns: [
     { key: 'publishRate', label: 'publishes/s', unit: 'msg/s' },
-    { key: 'historyRecords', label: 'kept (probe)', unit: 'n' },
+    { key: 'historyRecords', label: 'history offset', unit: 'n', width: 14 },
   ],
   baseline: 'history-off',
   params: fanoutParams,
@@ -32,7 +33,7 @@ export default {
       res.historyRecords = probe.records ?? 0;
       if (ctx.variant === 'history-on') {
         if (!probe.supported) unsupported = probe.reason;
-        else if (!probe.records) unsupported = 'history option accepted, but the broker kept no records for the topic';
+        else if (!probe.records) unsupported = `history option accepted, but the broker kept nothing for the topic${probe.error ? ` (${probe.error})` : ''}`;
       } else if (probe.records) {
         res.notes.push(`history is off but the broker kept ${probe.records} records`);
       }

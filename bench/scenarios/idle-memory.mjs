@@ -1,20 +1,21 @@
-// idle-memory: N idle, authenticated connections, each with one subscription of its own; the
-// server's RSS growth per connection. Measured inside the server process after full GCs:
-// (RSS after the N connections − RSS before them) / N. Before the "before" figure the server is
-// warmed with a few hundred connections that come and go, so lazily loaded code and JIT output
-// are not charged to the connections. heap+external per connection is reported alongside.
+// idle-memory: N idle authenticated connections (10,000; 1,000 in --quick), each with one
+// subscription of its own; the server's RSS growth per connection, measured inside the server
+// process after full GCs: (RSS after the N connections − RSS before them) / N. Before the
+// "before" figure the server is warmed with a few hundred connections that come and go, so
+// lazily loaded code and JIT output are not charged to the connections. heap+external per
+// connection is reported alongside.
 import { connectMany, closeAll } from './shared.mjs';
 
 export default {
   name: 'idle-memory',
-  title: 'idle authenticated connections, 1 subscription each: server RSS growth per connection',
+  title: (p) => `${p.connections.toLocaleString('en-US')} idle authenticated connections, 1 subscription each: server RSS growth per connection`,
   primary: { key: 'rssPerConn', label: 'RSS per connection', better: 'lower', unit: 'B/conn' },
   columns: [
     { key: 'heapPerConn', label: 'heap+ext/conn', unit: 'B/conn', width: 14 },
     { key: 'connections', label: 'connections', unit: 'n' },
     { key: 'rssAfter', label: 'RSS after', unit: 'B', width: 10 },
   ],
-  params: (quick) => ({ connections: quick ? 4000 : 10_000, warmConnections: 200, settleMs: quick ? 300 : 1000 }),
+  params: (quick) => ({ connections: quick ? 1000 : 10_000, warmConnections: 200, settleMs: quick ? 300 : 1000 }),
   fds: (p) => p.connections + 200,
   connections: (p) => p.connections + p.warmConnections,
   shrink: (p, maxFds) => ({ ...p, connections: Math.max(1000, maxFds - 300) }),

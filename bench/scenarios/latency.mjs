@@ -21,8 +21,8 @@ export default {
   params: (quick) => ({
     subscribers: 100,
     rate: 2000,
-    warmupMs: quick ? 500 : 2000,
-    measureMs: quick ? 1500 : 5000,
+    warmupMs: quick ? 300 : 2000,
+    measureMs: quick ? 1000 : 5000,
   }),
   fds: (p) => p.subscribers + 50,
   async load(ctx) {

@@ -1,4 +1,4 @@
-// wildcards: like `topics` (2,000 subscribers, random publishes, one recipient per publish), but
+// wildcards: like `topics` (2,000 subscribers, 1,000 in --quick, random publishes, one recipient per publish), but
 // switchyard's subscriptions are a mix of exact topics, `+` and `#` patterns, so every publish
 // goes through wildcard matching:
 //   i % 4 = 0  bench/wild/<i>/x        exact            publishes to bench/wild/<i>/x
@@ -15,15 +15,15 @@ const pattern = (i) => [`bench/wild/${i}/x`, `bench/wild/${i}/+`, `bench/wild/${
 
 export default {
   name: 'wildcards',
-  title: '2,000 subscribers, mixed exact / + / # patterns, random publishes',
+  title: (p) => `${p.subscribers.toLocaleString('en-US')} subscribers on mixed exact / + / # patterns; 1 publisher to random topics`,
   note: 'only switchyard matches wildcards; raw ws and Socket.IO subscribe to the exact topics that get published (same routing result, no matching)',
   primary: { key: 'rate', label: 'delivered msg/s', better: 'higher', unit: 'msg/s' },
   params: (quick) => ({
-    subscribers: 2000,
+    subscribers: quick ? 1000 : 2000,
     window: 64,
     maxOutstanding: 4096,
-    warmupMs: quick ? 700 : 2000,
-    measureMs: quick ? 1500 : 5000,
+    warmupMs: quick ? 300 : 2000,
+    measureMs: quick ? 800 : 5000,
   }),
   fds: (p) => p.subscribers + 50,
   async load(ctx) {
