@@ -8,11 +8,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import hyperid from 'hyperid';
 import type { WebSocket } from 'ws';
+import { andThen, isThenable, type Awaitable } from './awaitable.js';
 import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage } from './bus.js';
 import { BrokerError, CloseCode } from './errors.js';
 import { grantsAllow } from './grants.js';
 import { Gate } from './handshake.js';
-import { MemoryBus } from './memory-bus.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedOptions } from './options.js';
 import { PresenceTracker } from './presence.js';
@@ -65,7 +65,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   readonly #sessions = new Set<Session>();
   readonly #byPrincipal = new Map<string, Set<Session>>();
   readonly #store: Store;
-  readonly #bus: Bus;
+  /** Null when no bus was configured: a single node has nobody to tell. */
+  readonly #bus: Bus | null;
   readonly #gate: Gate;
   readonly #authorize: NonNullable<BrokerOptions['authorize']> | undefined;
   readonly #heartbeat: NodeJS.Timeout | undefined;
@@ -84,10 +85,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     this.nodeId = this.#ids();
     this.#router = new Router(this.options.syntax, (err, context) => this.reportError(err, context));
     this.#store = options.store ?? new MemoryStore();
-    this.#bus = options.bus ?? new MemoryBus();
+    this.#bus = options.bus ?? null;
     this.#gate = new Gate(this.options, this);
     this.#presence = new PresenceTracker(this.options.syntax);
-    this.#busReady = this.#bus.start(this.nodeId, (message) => this.#onBusMessage(message)).catch((err: unknown) => {
+    this.#busReady = (this.#bus?.start(this.nodeId, (message) => this.#onBusMessage(message)) ?? Promise.resolve()).catch((err: unknown) => {
       this.reportError(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {});
     });
     if (this.options.heartbeatMs !== false) {
@@ -137,7 +138,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   async publish(topic: string, payload: unknown, options: { binary?: Buffer } = {}): Promise<PublishResult> {
     this.#assertOpen();
     assertTopic(this.options.syntax, topic, false);
-    return this.#publish(topic, payload, null, null, options.binary);
+    return await this.#publish(topic, payload, null, null, options.binary);
   }
 
   /** Sends a direct message from the server (`from_user: null`) to every connection of a principal. */
@@ -262,7 +263,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     for (const session of this.#sessions) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await empty;
     await this.#busReady;
-    const results = await Promise.allSettled([this.#bus.close(), this.#store.close()]);
+    const results = await Promise.allSettled([this.#bus?.close(), this.#store.close()]);
     for (const r of results) if (r.status === 'rejected') this.reportError(r.reason, { during: 'close' });
     this.emit('close');
   }
@@ -332,16 +333,18 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     return { topics: unique, active: session.subscriptions.size };
   }
 
-  async publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Promise<PublishResult> {
+  /** Synchronous end to end when `authorize` and the store are (the hot path of a Broadcast). */
+  publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult> {
     assertTopic(this.options.syntax, topic, false);
     if (this.#presence.isPresenceTopic(topic)) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `${topic} is reserved for presence events`, { details: { topics: [topic] } });
     }
-    if (!(await this.#allowed(session, 'publish', topic))) {
-      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
-    }
-    const echo = options.echo ?? session.endpoint.echo;
-    return this.#publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
+    const go = (allowed: boolean): Awaitable<PublishResult> => {
+      if (!allowed) throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
+      const echo = options.echo ?? session.endpoint.echo;
+      return this.#publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
+    };
+    return andThen(this.#allowed(session, 'publish', topic), go);
   }
 
   async directFrom(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
@@ -452,18 +455,32 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
 
   // ── delivery ────────────────────────────────────────────────────────────
 
-  async #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Promise<PublishResult> {
+  /** Numbers the message (history topics, through the store), then delivers it. */
+  #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
     const messageId = this.#ids();
     const sentAt = Date.now();
-    let offset: number | undefined;
     const h = this.options.history;
     if (h !== undefined && this.#keepsHistory(topic)) {
-      const record = await this.#store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h);
-      offset = record.offset;
+      return this.#store
+        .appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h)
+        .then((record) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset));
     }
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined);
+  }
+
+  #deliverPublish(
+    topic: string,
+    payload: unknown,
+    from: string | null,
+    exclude: Session | null,
+    binary: Buffer | undefined,
+    messageId: string,
+    sentAt: number,
+    offset: number | undefined,
+  ): PublishResult {
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) };
     const recipients = this.#router.fanout(topic, delivery, exclude);
-    this.#publishBus({
+    if (this.#bus !== null) this.#publishBus({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
       ...(offset !== undefined && { offset }),
@@ -486,9 +503,13 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   #announce(principal: Principal, online: boolean): void {
     const topic = this.#presence.topicOf(principal.id);
     if (checkTopic(this.options.syntax, topic, false) !== null) return; // an id that cannot be a topic level
-    void this.#publish(topic, this.#presence.event(principal, online), null, null).catch((err: unknown) =>
-      this.reportError(err, { during: 'presence', principal: principal.id }),
-    );
+    const report = (err: unknown) => this.reportError(err, { during: 'presence', principal: principal.id });
+    try {
+      const result = this.#publish(topic, this.#presence.event(principal, online), null, null);
+      if (isThenable(result)) Promise.resolve(result).catch(report);
+    } catch (err) {
+      report(err);
+    }
   }
 
   async #direct(from: string | null, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
@@ -496,7 +517,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     const sentAt = Date.now();
     const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt, ...(binary && { binary }) };
     const deliveredTo = this.#deliverDirectLocal(delivery);
-    this.#publishBus({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+    if (this.#bus !== null) this.#publishBus({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
     let queued = false;
     if (deliveredTo.length === 0 && this.options.offlineQueue) {
       queued = await this.#store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) });
@@ -515,6 +536,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   // ── cluster ─────────────────────────────────────────────────────────────
 
   #publishBus(message: DistributiveOmit<BusMessage, 'v' | 'node'>): void {
+    if (this.#bus === null) return;
     const full = { ...message, v: BUS_PROTOCOL_VERSION, node: this.nodeId } as BusMessage;
     this.#bus.publish(full).catch((err: unknown) => {
       this.reportError(new BrokerError('SY_ERR_BACKEND', `bus publish failed (${message.kind})`, { cause: err }), {});
@@ -569,14 +591,19 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
 
   // ── helpers ─────────────────────────────────────────────────────────────
 
-  async #allowed(session: Session, action: Action, topic: string): Promise<boolean> {
+  /** The verdict, synchronously when the grants model or a synchronous `authorize` decides. */
+  #allowed(session: Session, action: Action, topic: string): Awaitable<boolean> {
     const authorize = session.endpoint.authorize ?? this.#authorize;
     if (authorize === undefined) return grantsAllow(this.options.syntax, session.principal.grants, action, topic);
-    try {
-      return (await authorize(session.principal, action, topic, { params: session.params, syntax: this.options.syntax })) === true;
-    } catch (err) {
+    const failed = (err: unknown): never => {
       this.reportError(err, { during: 'authorize', action, topic, principal: session.principal.id });
       throw new BrokerError('SY_ERR_HOOK', 'authorization failed', { cause: err });
+    };
+    try {
+      const verdict = authorize(session.principal, action, topic, { params: session.params, syntax: this.options.syntax });
+      return isThenable(verdict) ? Promise.resolve(verdict).then((v) => v === true, failed) : verdict === true;
+    } catch (err) {
+      return failed(err);
     }
   }
 

@@ -9,10 +9,24 @@ const OPCODE_BINARY = 0x2;
 
 /** One complete, final frame holding `payload` (text when `binary` is false). */
 export function encodeFrame(payload: Buffer, binary: boolean): Buffer {
-  const length = payload.length;
+  const frame = allocFrame(payload.length, binary ? OPCODE_BINARY : OPCODE_TEXT);
+  payload.copy(frame, frame.length - payload.length);
+  return frame;
+}
+
+/** A text frame for a string: the UTF-8 bytes are written once, straight into the frame. */
+export function textFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text, 'utf8');
+  const frame = allocFrame(length, OPCODE_TEXT);
+  frame.write(text, frame.length - length, 'utf8');
+  return frame;
+}
+
+/** A frame buffer with its header written and room for `length` payload bytes after it. */
+function allocFrame(length: number, opcode: number): Buffer {
   const headerLength = length < 126 ? 2 : length < 0x10000 ? 4 : 10;
   const frame = Buffer.allocUnsafe(headerLength + length);
-  frame[0] = 0x80 | (binary ? OPCODE_BINARY : OPCODE_TEXT); // FIN + opcode
+  frame[0] = 0x80 | opcode; // FIN + opcode
   if (length < 126) {
     frame[1] = length;
   } else if (length < 0x10000) {
@@ -23,11 +37,5 @@ export function encodeFrame(payload: Buffer, binary: boolean): Buffer {
     frame.writeUInt32BE(Math.floor(length / 0x100000000), 2);
     frame.writeUInt32BE(length >>> 0, 6);
   }
-  payload.copy(frame, headerLength);
   return frame;
-}
-
-/** A text frame for a string (UTF-8). */
-export function textFrame(text: string): Buffer {
-  return encodeFrame(Buffer.from(text, 'utf8'), false);
 }

@@ -91,7 +91,7 @@ export interface BrokerOptions {
   expiryWarningMs?: number;
   /** Where history and offline messages are kept. Default: a MemoryStore. */
   store?: Store;
-  /** How broker nodes reach each other. Default: a MemoryBus with no peers. */
+  /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
   /** Where the broker reports what it does not throw. Default: silent. */
   logger?: Logger;

@@ -2,6 +2,7 @@
  * The Protocol extension point: frames in, broker operations out; deliveries in, frames out.
  * A protocol never touches a socket: it talks to a Connection.
  */
+import type { Awaitable } from './awaitable.js';
 import type { BrokerError } from './errors.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
 import type { Filter, Principal } from './types.js';
@@ -96,8 +97,12 @@ export interface Connection {
   subscribe(patterns: string[], filters?: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
   /** Removes subscriptions; unknown ones are ignored. */
   unsubscribe(patterns: string[]): SubscribeResult;
-  /** Publishes after validating the topic and checking `publish` permission. */
-  publish(topic: string, payload: unknown, options?: PublishOptions): Promise<PublishResult>;
+  /**
+   * Publishes after validating the topic and checking `publish` permission. Synchronous (a
+   * plain result, errors thrown) when authorization and the store are, else a promise:
+   * `await` it either way.
+   */
+  publish(topic: string, payload: unknown, options?: PublishOptions): Awaitable<PublishResult>;
   /** Sends to every connection of a principal (queued when offline and queueing is on). */
   sendDirect(target: string, payload: unknown, options?: { binary?: Buffer }): Promise<DirectResult>;
   /** Reads a topic's history (needs subscribe permission on it). */
@@ -113,7 +118,7 @@ export interface Protocol {
   /** The connection is authenticated and registered: send the welcome, bind topics… */
   open(conn: Connection): void | Promise<void>;
   /** One inbound frame. Errors it throws become `fail(conn, error)`. */
-  receive(conn: Connection, data: Buffer, isBinary: boolean): void | Promise<void>;
+  receive(conn: Connection, data: Buffer, isBinary: boolean): Awaitable<void>;
   /**
    * The frame body for a delivery: a string (text frame) or a Buffer (binary frame), or null
    * when this protocol does not carry that kind of delivery. Called once per delivery per

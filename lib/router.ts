@@ -3,7 +3,7 @@
  * the once-per-turn flush. A delivery is encoded at most once per protocol and the same frame
  * Buffer is queued on every connection; nothing per subscriber allocates.
  */
-import { encodeFrame } from './frame.js';
+import { encodeFrame, textFrame } from './frame.js';
 import { passesFilter, type CompiledFilter } from './filter.js';
 import type { Delivery } from './protocol.js';
 import type { Session } from './session.js';
@@ -105,5 +105,5 @@ export class Router {
 
 function frameOf(body: string | Buffer | null): Buffer | null {
   if (body === null) return null;
-  return typeof body === 'string' ? encodeFrame(Buffer.from(body, 'utf8'), false) : encodeFrame(body, true);
+  return typeof body === 'string' ? textFrame(body) : encodeFrame(body, true);
 }

@@ -6,8 +6,9 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { isThenable, type Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame } from './frame.js';
+import { encodeFrame, textFrame } from './frame.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
@@ -20,7 +21,7 @@ export interface SessionHost {
   scheduleFlush(session: Session): void;
   subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
-  publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
+  publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
   directFrom(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult>;
   historyFor(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
   presenceFor(session: Session, principalIds: string[]): Promise<PresenceInfo[]>;
@@ -54,9 +55,11 @@ export class Session implements Connection {
   #pendingBytes = 0;
   #closing = false;
   #strikes = 0;
-  #inflight = 0;
   #paused = false;
-  #chain: Promise<void> = RESOLVED;
+  /** A frame (or the protocol's open) is being handled asynchronously. */
+  #busy = false;
+  /** Frames waiting while busy: data and isBinary, flattened. */
+  #queue: Array<Buffer | boolean> | null = null;
   /** Live deliveries held back per topic while that topic's history is replayed. */
   #held: Map<string, Array<{ frame: Buffer; offset: number | undefined }>> | null = null;
   /** Only connections with an expiry or a pending close have timers: allocated on demand. */
@@ -155,11 +158,11 @@ export class Session implements Connection {
   }
 
   send(message: unknown): void {
-    this.enqueue(encodeFrame(Buffer.from(JSON.stringify(message), 'utf8'), false));
+    this.enqueue(textFrame(JSON.stringify(message)));
   }
 
   sendRaw(data: string | Buffer): void {
-    this.enqueue(typeof data === 'string' ? encodeFrame(Buffer.from(data, 'utf8'), false) : encodeFrame(data, true));
+    this.enqueue(typeof data === 'string' ? textFrame(data) : encodeFrame(data, true));
   }
 
   // ── operations, delegated to the broker ──────────────────────────────────
@@ -172,7 +175,7 @@ export class Session implements Connection {
     return this.#host.unsubscribe(this, patterns);
   }
 
-  publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+  publish(topic: string, payload: unknown, options: PublishOptions = {}): Awaitable<PublishResult> {
     return this.#host.publishFrom(this, topic, payload, options);
   }
 
@@ -192,17 +195,19 @@ export class Session implements Connection {
 
   /** Runs `work` (the protocol's open) before any inbound frame is handled. `work` must not reject. */
   begin(work: () => Promise<void>): void {
-    this.#chain = this.#chain.then(work);
+    this.#busy = true;
+    void work().then(() => this.#next());
   }
 
   /**
    * One inbound frame. Frames are handled one after another in arrival order (so a Subscribe
-   * is in effect before the Broadcast that follows it); reading pauses while too many wait.
+   * is in effect before the Broadcast that follows it). A frame the protocol handles
+   * synchronously costs no promise at all; while one is handled asynchronously the next ones
+   * wait in a queue, and reading pauses when `maxInflight` are waiting.
    */
   receive(data: Buffer, isBinary: boolean): void {
     if (this.#closing || this.closed) return;
     this.alive = true;
-    const protocol = this.endpoint.protocol;
     if (this.#bucket !== null) {
       const wait = this.#bucket.take();
       if (wait > 0) {
@@ -213,30 +218,57 @@ export class Session implements Connection {
         const error = new BrokerError('SY_ERR_RATE_LIMITED', `rate limit exceeded; retry in ${wait} ms`, {
           details: { retry_after_ms: wait },
         });
-        protocol.fail(this, error, data, isBinary);
+        this.endpoint.protocol.fail(this, error, data, isBinary);
         return;
       }
       this.#strikes = 0;
     }
-    this.#inflight++;
-    if (this.#inflight >= this.#host.limits.maxInflight && !this.#paused) {
+    if (!this.#busy) {
+      this.#handle(data, isBinary);
+      return;
+    }
+    const queue = (this.#queue ??= []);
+    queue.push(data, isBinary);
+    if (queue.length >= 2 * this.#host.limits.maxInflight && !this.#paused) {
       this.#paused = true;
       this.#ws.pause();
     }
-    this.#chain = this.#chain.then(() => this.#handle(data, isBinary));
   }
 
-  async #handle(data: Buffer, isBinary: boolean): Promise<void> {
+  /** Handles one frame; if the protocol returns a promise, the session is busy until it settles. */
+  #handle(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    let result: unknown;
     try {
-      if (!this.closed) await this.endpoint.protocol.receive(this, data, isBinary);
+      result = this.endpoint.protocol.receive(this, data, isBinary);
     } catch (err) {
       this.#fail(err, data, isBinary);
-    } finally {
-      this.#inflight--;
-      if (this.#paused && this.#inflight < this.#host.limits.maxInflight / 2) {
-        this.#paused = false;
-        if (!this.closed) this.#ws.resume();
-      }
+      return;
+    }
+    if (isThenable(result)) {
+      this.#busy = true;
+      Promise.resolve(result).then(
+        () => this.#next(),
+        (err: unknown) => {
+          this.#fail(err, data, isBinary);
+          this.#next();
+        },
+      );
+    }
+  }
+
+  /** The frame in progress is done: handle what queued behind it, until one goes async again. */
+  #next(): void {
+    this.#busy = false;
+    const queue = this.#queue;
+    while (!this.#busy && queue !== null && queue.length > 0 && !this.closed) {
+      const data = queue.shift() as Buffer;
+      const isBinary = queue.shift() as boolean;
+      this.#handle(data, isBinary);
+    }
+    if (this.#paused && (queue?.length ?? 0) < this.#host.limits.maxInflight && !this.closed) {
+      this.#paused = false;
+      this.#ws.resume();
     }
   }
 
@@ -326,6 +358,7 @@ export class Session implements Connection {
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#held = null;
+    this.#queue = null;
     for (const timer of this.#timers ?? []) clearTimeout(timer);
     this.#timers = null;
   }
@@ -338,8 +371,6 @@ export class Session implements Connection {
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
   }
 }
-
-const RESOLVED: Promise<void> = Promise.resolve();
 
 /** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

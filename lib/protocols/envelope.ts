@@ -4,6 +4,7 @@
  * (Status for Subscribe/Unsubscribe, Pong for Ping) come first (DESIGN.md "Acks").
  */
 import { createHash } from 'node:crypto';
+import { andThen, type Awaitable } from '../awaitable.js';
 import { BrokerError } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject } from './json.js';
@@ -39,7 +40,7 @@ interface Request {
 
 const MAX_ID_LENGTH = 128;
 
-type Handler = (conn: Connection, req: Request) => void | Promise<void>;
+type Handler = (conn: Connection, req: Request) => Awaitable<void>;
 
 export function envelope(options: EnvelopeOptions = {}): Protocol {
   const custom = new Map(Object.entries(options.handlers ?? {}));
@@ -100,13 +101,15 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       ack(conn, req, { status: 'ok' });
     },
 
-    async Broadcast(conn, req) {
+    // Not async: with a synchronous authorizer and store a Broadcast costs no promise.
+    Broadcast(conn, req) {
       const data = requireObject(req.data, 'Broadcast');
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
       if (!('payload' in data)) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
-      const result = await conn.publish(data.topic, data.payload, data.echo === undefined ? {} : { echo: data.echo });
-      ack(conn, req, { status: 'delivered', recipients: result.recipients, ...(result.offset !== undefined && { offset: result.offset }) });
+      return andThen(conn.publish(data.topic, data.payload, data.echo === undefined ? {} : { echo: data.echo }), (result) =>
+        ack(conn, req, { status: 'delivered', recipients: result.recipients, ...(result.offset !== undefined && { offset: result.offset }) }),
+      );
     },
 
     async DirectMessage(conn, req) {
@@ -136,25 +139,17 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       });
     },
 
-    async receive(conn, raw, isBinary) {
-      if (isBinary) {
-        await receiveBinary(conn, raw, options.binary ?? {});
-        return;
-      }
+    receive(conn, raw, isBinary) {
+      if (isBinary) return receiveBinary(conn, raw, options.binary ?? {});
       const req = parse(raw);
       // Requests are parsed once; the id is remembered so a failure can name it.
       conn.state = req.id;
       const handler = Object.hasOwn(handlers, req.type) ? handlers[req.type] : undefined;
-      if (handler !== undefined) {
-        await handler(conn, req);
-        return;
-      }
+      if (handler !== undefined) return handler(conn, req);
       if (req.type.startsWith('X-')) {
         const customHandler = custom.get(req.type);
         if (customHandler === undefined) throw bad(`no handler is registered for custom type '${req.type}'`);
-        const result = await customHandler(conn, req.data);
-        ack(conn, req, { status: 'ok', ...(result !== undefined && { result }) });
-        return;
+        return andThen(customHandler(conn, req.data), (result) => ack(conn, req, { status: 'ok', ...(result !== undefined && { result }) }));
       }
       throw new BrokerError('SY_ERR_UNKNOWN_TYPE', `unknown message type '${req.type}'`);
     },
