@@ -43,7 +43,7 @@ const NOISY_OTHER_CPU = 15;
 const RETRY_OTHER_CPU = 25;
 /** Machine CPU (% of one core) below which a step may start; see waitForQuiet. */
 const QUIET_BUSY = 20;
-const ALL_SCENARIOS = ['fanout', 'topics', 'wildcards', 'latency', 'idle-memory', 'connect', 'history'];
+const ALL_SCENARIOS = ['fanout', 'topics', 'wildcards', 'latency', 'latency-low', 'idle-memory', 'connect', 'history'];
 
 function parseArgs(argv) {
   const a = { pin: true, quick: false, runs: null, scenarios: ALL_SCENARIOS, systems: Object.keys(SYSTEMS), client: 'light', out: path.join(BENCH, 'results') };
@@ -51,7 +51,10 @@ function parseArgs(argv) {
     const [k, v] = arg.replace(/^--/, '').split('=');
     if (k === 'quick') a.quick = true;
     else if (k === 'runs') a.runs = Math.max(1, Math.min(9, Number(v) || 1));
-    else if (k === 'scenarios') a.scenarios = v.split(',').filter(Boolean);
+    else if (k === 'scenarios') {
+      a.scenarios = v.split(',').filter(Boolean);
+      a.scenariosNamed = true;
+    }
     else if (k === 'systems') a.systems = v.split(',').filter(Boolean);
     else if (k === 'client') a.client = v === 'ws' ? 'ws' : 'light';
     else if (k === 'out') a.out = path.resolve(v);
@@ -87,6 +90,11 @@ async function main() {
   const scenarios = [];
   for (const name of args.scenarios) {
     const mod = await import(pathToFileURL(path.join(BENCH, 'scenarios', `${name}.mjs`)).href);
+    // Context-only scenarios (latency-low) run in full mode, or in quick mode when named.
+    if (mod.default.fullOnly && args.quick && !args.scenariosNamed) {
+      progress(`(${name} is skipped in --quick; run it with --scenarios=${name} or in a full run)`);
+      continue;
+    }
     scenarios.push({ ...mod.default, file: path.join(BENCH, 'scenarios', `${name}.mjs`) });
   }
   args.cpus = args.pin ? pinning() : null;
@@ -95,7 +103,8 @@ async function main() {
   // Plan every step up front, so progress can say [k/N].
   const steps = [];
   for (const sc of scenarios) {
-    const params = sc.params(args.quick);
+    // BENCH_PARAMS='{"window":32}' overrides scenario parameters (for experiments, not reports).
+    const params = { ...sc.params(args.quick), ...(process.env.BENCH_PARAMS ? JSON.parse(process.env.BENCH_PARAMS) : {}) };
     const variants = (sc.variants ? sc.variants(args.systems) : args.systems.map((s) => ({ system: s, key: s, label: SYSTEMS[s].label })));
     for (let run = 1; run <= args.runs; run++) {
       for (const v of variants) steps.push({ sc, params, variant: v, run });
@@ -239,7 +248,7 @@ async function runStep({ sc, params, variant, args, limits, ports, log }) {
   const localAddresses = nAddr > 1 ? Array.from({ length: nAddr }, (_, k) => `127.0.0.${k + 1}`) : [];
   // Both processes start at once (the load generator only needs the port later).
   const [serverStart, loadgenStart] = await Promise.allSettled([
-    startServer(system.file, { host: '127.0.0.1', port: 0, options: variant.serverOptions ?? {} }, { nofile, cpu: args.cpus?.server }),
+    startServer(system.file, { host: '127.0.0.1', port: 0, options: variant.serverOptions ?? {} }, { nofile, cpu: args.cpus?.server, flags: (sc.serverFlags ?? []).concat(process.env.BENCH_SERVER_FLAGS ? process.env.BENCH_SERVER_FLAGS.split(' ') : []) }),
     startLoadgen({ nofile, cpu: args.cpus?.loadgen, onLog: log }),
   ]);
   if (serverStart.status === 'rejected') throw serverStart.reason;

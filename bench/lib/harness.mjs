@@ -213,9 +213,16 @@ export function pacedPublisher({ conn, sink, window, maxOutstanding, topicFor, e
         mismatches++;
       }
     }
-    if (running) pump();
+    // Acks arrive in bursts (one socket read holds many): refill once per burst, so the
+    // refills go out corked in one write instead of one syscall per publish.
+    if (running && !pumpQueued) {
+      pumpQueued = true;
+      queueMicrotask(pump);
+    }
   };
+  let pumpQueued = false;
   const pump = () => {
+    pumpQueued = false;
     if (!running) return;
     const lim = maxOutstanding;
     if (inflight >= window) return;

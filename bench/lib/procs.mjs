@@ -108,13 +108,13 @@ function captureTail(stream, tail) {
 }
 
 /** Fork a bench server; resolves with { child, port, pid, info, tail } once it listens. */
-export async function startServer(file, config, { nofile, cpu, timeoutMs = 20_000 } = {}) {
+export async function startServer(file, config, { nofile, cpu, flags = [], timeoutMs = 20_000 } = {}) {
   const tail = { lines: [] };
   const child = forkWith(path.join(BENCH, 'servers', file), [JSON.stringify(config)], {
     nofile,
     cpu,
     role: 'server',
-    execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+    execArgv: ['--expose-gc', '--max-old-space-size=8192', ...flags],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   captureTail(child.stdout, tail);

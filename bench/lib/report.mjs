@@ -11,7 +11,7 @@ const median = (xs) => {
 export const TARGETS = [
   { scenario: 'fanout', variant: 'switchyard', baseline: 'raw', op: '>=', factor: 3, text: 'fan-out ≥ 3× raw ws' },
   { scenario: 'topics', variant: 'switchyard', baseline: 'raw', op: '>=', factor: 1.5, text: 'topics ≥ 1.5× raw ws' },
-  { scenario: 'latency', variant: 'switchyard', baseline: 'raw', op: '<=', factor: 1, text: 'latency p99 ≤ raw ws' },
+  { scenario: 'latency', variant: 'switchyard', baseline: 'raw', op: '<=', factor: 1, text: 'latency p99 ≤ raw ws', context: 'latency-low' },
   { scenario: 'idle-memory', variant: 'switchyard', baseline: 'raw', op: '<=', factor: 1.5, text: 'idle memory per connection ≤ 1.5× raw ws' },
   { scenario: 'connect', variant: 'switchyard', baseline: 'raw', op: '>=', factor: 0.8, text: 'connect rate ≥ 0.8× raw ws' },
   { scenario: 'history', variant: 'history-on', baseline: 'history-off', op: 'cost', factor: 0.15, text: 'history on costs ≤ 15% of fan-out' },
@@ -92,7 +92,20 @@ export function evaluateTargets(summary, args) {
       return { ...base, met: cost <= t.factor, value: `${(cost * 100).toFixed(1)}% slower`, ratio: v.ratio };
     }
     const met = t.op === '>=' ? v.ratio >= t.factor : v.ratio <= t.factor;
-    return { ...base, met, value: `${v.ratio.toFixed(2)}× raw ws`, ratio: v.ratio };
+    const out = { ...base, met, value: `${v.ratio.toFixed(2)}× raw ws`, ratio: v.ratio };
+    // A saturated baseline makes the comparison hollow: say so, with the like-for-like figure.
+    if (b.notes.some((n) => n.startsWith('SATURATED'))) {
+      const c = t.context && summary[t.context];
+      const cv = c?.variants.find((x) => x.key === t.variant);
+      const cb = c?.variants.find((x) => x.key === t.baseline);
+      const key = s.primary.key;
+      out.why =
+        `raw ws was SATURATED, its ${key} is queueing delay` +
+        (cv?.median && cb?.median
+          ? `; unsaturated (${t.context}): ${fmt(cv.median[key], s.primary.unit)} vs ${fmt(cb.median[key], s.primary.unit)} = ${cv.ratio?.toFixed(2)}× raw ws`
+          : '');
+    }
+    return out;
   });
 }
 
@@ -181,28 +194,30 @@ function esc(s) {
 
 export function renderSvg(report, systems) {
   const groups = Object.entries(report.scenarios);
-  const W = 980;
-  const H = 460;
+  const W = 1000;
+  const H = 500;
   const left = 60;
   const right = 20;
   const top = 90;
-  const bottom = 90;
+  const bottom = 120;
   const plotH = H - top - bottom;
-  const ratios = groups.flatMap(([, s]) => s.variants.map((v) => v.ratio ?? 0));
-  const yMax = Math.max(2, Math.ceil(Math.min(6, Math.max(...ratios, 1)) * 2) / 2);
-  const y = (r) => top + plotH - (Math.min(r, yMax) / yMax) * plotH;
+  // Log scale (bars from the floor), so 12× and 1/50× both stay readable next to 1.0.
+  const ratios = groups.flatMap(([, s]) => s.variants.map((v) => v.ratio).filter((r) => typeof r === 'number' && r > 0));
+  const lo = Math.max(1 / 256, Math.min(0.5, ...ratios.map((r) => r / 1.3)));
+  const hi = Math.min(64, Math.max(2, ...ratios.map((r) => r * 1.3)));
+  const L = Math.log;
+  const y = (r) => top + plotH - ((L(Math.min(hi, Math.max(lo, r))) - L(lo)) / (L(hi) - L(lo))) * plotH;
   const groupW = (W - left - right) / Math.max(1, groups.length);
   const parts = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`);
   parts.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   const m = report.meta;
-  parts.push(`<text x="${left}" y="26" font-size="16" font-weight="600">switchyard bench: each bar normalised to raw ws = 1.0 (history: off = 1.0)</text>`);
+  parts.push(`<text x="${left}" y="26" font-size="16" font-weight="600">switchyard bench: each bar relative to raw ws = 1.0 (history: off = 1.0), log scale</text>`);
   parts.push(
     `<text x="${left}" y="46" fill="#555">${esc(`${m.mode === 'quick' ? 'quick mode, 1 run per bar (indicative)' : `median of ${m.runs} runs`} · ${m.date.slice(0, 16).replace('T', ' ')} UTC · node ${m.node} · ${m.cpus.split(' × ')[0]} cores · git ${m.git.commit ?? '?'}`)}</text>`,
   );
-  // legend
   const legend = [
-    ...Object.entries(systems).map(([k, s]) => [k, s.label]),
+    ...Object.entries(systems).map(([k, sys]) => [k, sys.label]),
     ['history-off', 'switchyard, history off'],
     ['history-on', 'switchyard, history on'],
   ];
@@ -212,12 +227,13 @@ export function renderSvg(report, systems) {
     parts.push(`<text x="${lx + 17}" y="68">${esc(label)}</text>`);
     lx += 30 + label.length * 6.6;
   }
-  // grid
-  for (let r = 0; r <= yMax + 1e-9; r += yMax > 4 ? 1 : 0.5) {
-    const yy = y(r);
-    parts.push(`<line x1="${left}" x2="${W - right}" y1="${yy}" y2="${yy}" stroke="${r === 1 ? '#111' : '#e5e7eb'}" ${r === 1 ? 'stroke-dasharray="4 3"' : ''}/>`);
-    parts.push(`<text x="${left - 8}" y="${yy + 4}" text-anchor="end" fill="#555">${r.toFixed(1)}×</text>`);
+  const ticks = [1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16, 32, 64].filter((t) => t >= lo * 0.999 && t <= hi * 1.001);
+  for (const t of ticks) {
+    const yy = y(t);
+    parts.push(`<line x1="${left}" x2="${W - right}" y1="${yy}" y2="${yy}" stroke="${t === 1 ? '#111' : '#e5e7eb'}"${t === 1 ? ' stroke-dasharray="4 3"' : ''}/>`);
+    parts.push(`<text x="${left - 8}" y="${yy + 4}" text-anchor="end" fill="#555">${t >= 1 ? t : `1/${1 / t}`}×</text>`);
   }
+  let flagged = false;
   groups.forEach(([name, s], gi) => {
     const gx = left + gi * groupW;
     const n = s.variants.length;
@@ -227,23 +243,32 @@ export function renderSvg(report, systems) {
       const x = startX + vi * barW;
       const colour = COLOURS[v.key] ?? COLOURS[v.system] ?? '#666';
       if (v.ratio === null) {
-        parts.push(`<text x="${x + barW / 2}" y="${y(0) - 6}" text-anchor="middle" fill="#b91c1c" font-size="10">${v.na ? 'n/a' : 'err'}</text>`);
+        parts.push(`<text x="${x + barW / 2}" y="${y(1) - 6}" text-anchor="middle" fill="#b91c1c" font-size="10">${v.na ? 'n/a' : 'err'}</text>`);
         return;
       }
-      const yy = y(v.ratio);
+      const y0 = top + plotH;
+      const yr = y(v.ratio);
       parts.push(
-        `<rect x="${x + 2}" y="${yy}" width="${barW - 4}" height="${y(0) - yy}" fill="${colour}"><title>${esc(`${name} · ${v.label}: ${fmt(v.median[s.primary.key], s.primary.unit)} ${s.primary.unit} (${v.ratio.toFixed(2)}×)`)}</title></rect>`,
+        `<rect x="${x + 2}" y="${yr}" width="${barW - 4}" height="${Math.max(1.5, y0 - yr)}" fill="${colour}"><title>${esc(`${name} · ${v.label}: ${fmt(v.median[s.primary.key], s.primary.unit)} (${v.ratio.toFixed(2)}×)`)}</title></rect>`,
       );
-      const clipped = v.ratio > yMax;
-      parts.push(`<text x="${x + barW / 2}" y="${yy - 4}" text-anchor="middle" font-size="10">${v.ratio.toFixed(2)}${clipped ? '↑' : ''}</text>`);
+      const flag = v.notes.some((t) => /SATURATED|NOISY/.test(t));
+      flagged ||= flag;
+      const label = `${v.ratio >= 10 ? v.ratio.toFixed(1) : v.ratio.toFixed(2)}${flag ? '*' : ''}`;
+      parts.push(`<text x="${x + barW / 2}" y="${yr - 4}" text-anchor="middle" font-size="10">${label}</text>`);
     });
-    parts.push(`<text x="${gx + groupW / 2}" y="${y(0) + 18}" text-anchor="middle" font-weight="600">${esc(name)}</text>`);
-    parts.push(`<text x="${gx + groupW / 2}" y="${y(0) + 33}" text-anchor="middle" fill="#555" font-size="10">${esc(s.primary.label)}</text>`);
-    parts.push(`<text x="${gx + groupW / 2}" y="${y(0) + 46}" text-anchor="middle" fill="#555" font-size="10">${s.primary.better} is better</text>`);
+    const base = top + plotH;
+    parts.push(`<text x="${gx + groupW / 2}" y="${base + 18}" text-anchor="middle" font-weight="600">${esc(name)}</text>`);
+    parts.push(`<text x="${gx + groupW / 2}" y="${base + 33}" text-anchor="middle" fill="#555" font-size="10">${esc(s.primary.label)}</text>`);
+    parts.push(`<text x="${gx + groupW / 2}" y="${base + 46}" text-anchor="middle" fill="#555" font-size="10">${s.primary.better} is better</text>`);
   });
-  parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#111"/>`);
-  const verdicts = report.targets.map((t) => `${t.met === true ? '✓' : t.met === false ? '✗' : '–'} ${t.text}`).join('   ');
-  parts.push(`<text x="${left}" y="${H - 14}" fill="#333" font-size="11">${esc(verdicts)}</text>`);
+  parts.push(`<line x1="${left}" x2="${W - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="#111"/>`);
+  const verdicts = report.targets.map((t) => `${t.met === true ? '✓' : t.met === false ? '✗' : '–'} ${t.text}`);
+  const half = Math.ceil(verdicts.length / 2);
+  parts.push(`<text x="${left}" y="${H - 44}" fill="#333" font-size="11">${esc(`targets: ${verdicts.slice(0, half).join('   ')}`)}</text>`);
+  parts.push(`<text x="${left}" y="${H - 28}" fill="#333" font-size="11">${esc(`${' '.repeat(9)}${verdicts.slice(half).join('   ')}`)}</text>`);
+  if (flagged) {
+    parts.push(`<text x="${left}" y="${H - 10}" fill="#b45309" font-size="11">* SATURATED (latency is queueing delay) or NOISY (other processes took CPU during the window): see latest.json notes</text>`);
+  }
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }

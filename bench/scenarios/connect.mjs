@@ -14,7 +14,7 @@ export default {
     { key: 'p50', label: 'p50', unit: 'ms', width: 9 },
     { key: 'p99', label: 'p99', unit: 'ms', width: 9 },
   ],
-  params: (quick) => ({ concurrency: 200, warmupMs: quick ? 300 : 2000, measureMs: quick ? 800 : 5000, maxHandshakes: 200_000 }),
+  params: (quick) => ({ concurrency: 200, warmupMs: quick ? 300 : 1500, measureMs: quick ? 800 : 4000, maxHandshakes: 200_000 }),
   fds: (p) => p.concurrency * 3 + 200,
   // at most ~10k/s expected; used to decide how many source addresses to spread over
   connections: (p) => ((p.warmupMs + p.measureMs) / 1000) * 10_000,

@@ -12,8 +12,8 @@ export function fanoutParams(quick) {
     subscribers: 1000,
     window: 16,
     maxOutstandingPerSub: 32,
-    warmupMs: quick ? 300 : 2000,
-    measureMs: quick ? 800 : 5000,
+    warmupMs: quick ? 300 : 1500,
+    measureMs: quick ? 800 : 4000,
   };
 }
 

@@ -15,7 +15,7 @@ export default {
     { key: 'connections', label: 'connections', unit: 'n' },
     { key: 'rssAfter', label: 'RSS after', unit: 'B', width: 10 },
   ],
-  params: (quick) => ({ connections: quick ? 1000 : 10_000, warmConnections: 200, settleMs: quick ? 300 : 1000 }),
+  params: (quick) => ({ connections: quick ? 2000 : 10_000, warmConnections: 200, settleMs: quick ? 300 : 1000 }),
   fds: (p) => p.connections + 200,
   connections: (p) => p.connections + p.warmConnections,
   shrink: (p, maxFds) => ({ ...p, connections: Math.max(1000, maxFds - 300) }),
@@ -29,8 +29,10 @@ export default {
       tokenPrefix: 'warm',
       label: 'warm-up connections',
     });
-    closeAll(warm.conns);
-    await waitForConnections(ctx, 0, 5000);
+    if (!p.keepWarm) {
+      closeAll(warm.conns);
+      await waitForConnections(ctx, 0, 5000);
+    }
     const before = await ctx.rpc('memory');
     const { conns, ms } = await connectMany(ctx, {
       n: p.connections,
@@ -42,7 +44,8 @@ export default {
       const after = await ctx.rpc('memory');
       const notes = [];
       const seen = after.app?.connections;
-      if (typeof seen === 'number' && seen !== p.connections) notes.push(`server reports ${seen} connections, expected ${p.connections}`);
+      const expected = p.connections + (p.keepWarm ? p.warmConnections : 0);
+      if (typeof seen === 'number' && seen !== expected) notes.push(`server reports ${seen} connections, expected ${expected}`);
       if (!after.gc) notes.push('no global.gc in the server: figures include uncollected garbage');
       const heap = (m) => m.heapUsed + m.external;
       return {
@@ -58,6 +61,7 @@ export default {
       };
     } finally {
       closeAll(conns);
+      closeAll(warm.conns);
     }
   },
 };

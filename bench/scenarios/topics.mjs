@@ -12,8 +12,8 @@ export default {
     subscribers: quick ? 1000 : 2000,
     window: 64,
     maxOutstanding: 4096,
-    warmupMs: quick ? 300 : 2000,
-    measureMs: quick ? 800 : 5000,
+    warmupMs: quick ? 300 : 1500,
+    measureMs: quick ? 800 : 4000,
   }),
   fds: (p) => p.subscribers + 50,
   async load(ctx) {
