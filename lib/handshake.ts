@@ -110,6 +110,9 @@ export class Gate {
       try {
         principal = await endpoint.authenticate(handshake);
       } catch (err) {
+        // A BrokerError is the host's chosen refusal (e.g. SY_ERR_INVALID_CREDENTIALS for a 403
+        // even without credentials); anything else is a failure of the hook.
+        if (err instanceof BrokerError) throw err;
         this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
         throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
       }

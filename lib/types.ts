@@ -57,6 +57,11 @@ export interface Handshake {
 
 export type Action = 'subscribe' | 'publish' | 'direct';
 
+/**
+ * Decides a connection attempt: a principal, or null to refuse (4001/401 without credentials,
+ * 4003/403 with). Throwing a `BrokerError` refuses with that error's close code / HTTP status
+ * instead (e.g. `new BrokerError('SY_ERR_INVALID_CREDENTIALS')`); any other error is a 1011/500.
+ */
 export type Authenticate = (handshake: Handshake) => Promise<Principal | null> | Principal | null;
 
 /** Decides one action. `context.params` are the connection's path parameters. */

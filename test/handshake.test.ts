@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { createBroker, envelope, type BrokerOptions, type Handshake } from 'switchyard';
+import { BrokerError, createBroker, envelope, type BrokerOptions, type Handshake } from 'switchyard';
 import { attach } from 'switchyard/http';
 import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
 
@@ -135,6 +135,20 @@ describe('rejection policies', () => {
     expect(await closeCode(running.url('/ws?token=x'))).toMatchObject({ code: 1011 });
     await expect(new Client(running.url('/h?token=x')).opened).rejects.toMatchObject({ status: 500 });
     expect(errors.map((e) => e.message)).toEqual(['database down', 'database down']);
+  });
+
+  it('lets authenticate choose the refusal by throwing a BrokerError (seed 002: 403 for every refusal)', async () => {
+    const errors: Error[] = [];
+    running = await start({
+      endpoints: [{ path: '/h', protocol: envelope(), reject: 'http' }],
+      authenticate: (h) => {
+        if (h.credentials === undefined) throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'no token');
+        return null;
+      },
+    });
+    running.broker.on('error', (e) => errors.push(e));
+    await expect(new Client(running.url('/h')).opened).rejects.toMatchObject({ status: 403 });
+    expect(errors).toEqual([]); // a chosen refusal is not a hook failure
   });
 
   it('treats a principal without an id as a host bug (1011), never as a login', async () => {
