@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { BrokerError, createBroker, envelope, type BrokerOptions, type Handshake } from 'switchyard';
 import { attach } from 'switchyard/http';
-import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
+import { Client, connect, heldAuthenticate, start, tokenAuth, until, type Running } from './helpers.js';
 
 let running: Running | undefined;
 afterEach(async () => {
@@ -237,33 +237,25 @@ describe('connection limits', () => {
 
 describe('handshake timing', () => {
   it('drops a handshake whose authentication does not finish in time (408)', async () => {
-    let release!: () => void;
-    const hung = new Promise<null>((resolve) => (release = () => resolve(null)));
+    const held = heldAuthenticate();
     running = await start({
       endpoints: [{ path: '/ws', protocol: envelope() }],
-      authenticate: () => hung,
+      authenticate: held.authenticate,
       limits: { handshakeTimeoutMs: 100 },
     });
     await expect(new Client(running.url('/ws?token=t')).opened).rejects.toMatchObject({ status: 408 });
     expect(running.broker.stats().handshakesPending).toBe(0);
-    release();
+    held.release(null);
   });
 
   it('delivers nothing before authentication succeeded', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    running = await start({
-      endpoints: [{ path: '/ws', protocol: envelope() }],
-      authenticate: async () => {
-        await gate;
-        return { id: 'late', grants: [{ topic: '#', access: 'read' }] };
-      },
-    });
+    const held = heldAuthenticate();
+    running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: held.authenticate });
     const client = new Client(running.url('/ws?token=t'));
     await until(() => running!.broker.stats().handshakesPending === 1, 'handshake pending');
     const { recipients } = await running.broker.publish('news/today', { n: 1 });
     expect(recipients).toBe(0);
-    release();
+    held.release({ id: 'late', grants: [{ topic: '#', access: 'read' }] });
     await client.opened;
     const first = await client.next();
     expect(first).toMatchObject({ type: 'Status', data: { status: 'connected' } });
@@ -271,20 +263,13 @@ describe('handshake timing', () => {
   });
 
   it('survives a client that disconnects while authenticate is running', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    running = await start({
-      endpoints: [{ path: '/ws', protocol: envelope() }],
-      authenticate: async () => {
-        await gate;
-        return { id: 'gone' };
-      },
-    });
+    const held = heldAuthenticate();
+    running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: held.authenticate });
     const client = new Client(running.url('/ws?token=t'));
     await until(() => running!.broker.stats().handshakesPending === 1, 'handshake pending');
     client.ws.terminate();
     await client.closed;
-    release();
+    held.release({ id: 'gone' });
     // The server may complete the upgrade before it can see the peer is gone (the socket is
     // not read until then); the first write fails and the session is cleaned up.
     await until(() => running!.broker.stats().handshakesPending === 0 && running!.broker.stats().connections === 0, 'cleanup');

@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { type ClientOptions } from 'ws';
-import { createBroker, type Broker, type BrokerOptions } from 'switchyard';
+import { createBroker, type Broker, type BrokerOptions, type Principal } from 'switchyard';
 import { attach } from 'switchyard/http';
 
 export interface Running {
@@ -157,3 +157,10 @@ export const tokenAuth: BrokerOptions['authenticate'] = ({ credentials }) => {
     }),
   };
 };
+
+/** An authenticate that holds every handshake open until `release(principal)` decides them all. */
+export function heldAuthenticate(): { authenticate: BrokerOptions['authenticate']; release: (principal: Principal | null) => void } {
+  let release!: (principal: Principal | null) => void;
+  const decided = new Promise<Principal | null>((resolve) => (release = resolve));
+  return { authenticate: () => decided, release };
+}

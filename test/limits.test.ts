@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { envelope, type BrokerOptions } from 'switchyard';
-import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
+import { Client, connect, heldAuthenticate, start, tokenAuth, until, type Running } from './helpers.js';
 
 let running: Running | undefined;
 afterEach(async () => {
@@ -143,19 +143,12 @@ describe('graceful close', () => {
   });
 
   it('refuses handshakes still being decided when it closes', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    running = await start({
-      endpoints: [{ path: '/ws', protocol: envelope() }],
-      authenticate: async () => {
-        await gate;
-        return { id: 'late' };
-      },
-    });
+    const held = heldAuthenticate();
+    running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: held.authenticate });
     const client = new Client(running.url('/ws?token=t'));
     await until(() => running!.broker.stats().handshakesPending === 1, 'pending');
     await running.broker.close();
     await expect(client.opened).rejects.toMatchObject({ status: 503 });
-    release();
+    held.release({ id: 'late' });
   });
 });
