@@ -132,6 +132,11 @@ export interface Protocol {
   /** The principal's credentials expire at `expiresAt` (ms since the epoch). */
   tokenExpiring?(conn: Connection, expiresAt: number): void;
   /**
+   * The server is about to close the connection with `code` (after remapping): a last chance to
+   * send a frame, e.g. seed 003's AUTH_ERROR before a revoked token's 4002.
+   */
+  closing?(conn: Connection, code: number, reason: string): void;
+  /**
    * A handshake is refused under the `'close'` policy: the text frame to send before the close
    * code, or null for none (seed 003 sends an `AUTH_ERROR` frame, then closes 4001/4003).
    * There is no Connection: the socket was never registered.

@@ -294,9 +294,16 @@ export class Session implements Connection {
   /** Starts the close handshake (queued frames go first) and destroys the socket if it stalls. */
   close(code: number, reason = ''): void {
     if (this.#closing || this.closed) return;
+    const mapped = this.endpoint.closeCodes[code] ?? code;
+    if (code !== CloseCode.TRY_AGAIN_LATER && this.endpoint.protocol.closing !== undefined) {
+      try {
+        this.endpoint.protocol.closing(this, mapped, reason);
+      } catch (err) {
+        this.#host.reportError(err, { during: 'closing', connection: this.id });
+      }
+    }
     this.flush();
     this.#closing = true;
-    const mapped = this.endpoint.closeCodes[code] ?? code;
     this.closeCodeSent = mapped;
     try {
       this.#ws.close(mapped, truncateReason(reason));

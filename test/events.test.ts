@@ -163,6 +163,14 @@ describe('events: seed 003 "Error Handling"', () => {
     expect(c.ws.readyState).toBe(WebSocket.OPEN);
   });
 
+  it('AUTH_ERROR, then close 4002, when the token is revoked while connected', async () => {
+    await serve();
+    const c = await connect('ops-token');
+    running!.broker.revoke({ principal: 'ops' }, 'token revoked');
+    expect(await c.nextOf('error')).toMatchObject({ code: 'AUTH_ERROR', message: 'token revoked' });
+    expect((await c.closed).code).toBe(4002);
+  });
+
   it('CONNECTION_ERROR for malformed or unknown messages, and the connection stays', async () => {
     await serve();
     const c = await connect('ops-token');

@@ -78,6 +78,12 @@ export function events(options: EventsOptions = {}): Protocol {
       conn.send(errorFrame('SUBSCRIPTION_ERROR', `permission revoked; unsubscribed from ${patterns.join(', ')}`, patterns));
     },
 
+    closing(conn, code, reason) {
+      // Credentials revoked or expired, or a permission withdrawn, while connected: say so the
+      // way seed 003 says it at the handshake.
+      if (code === 4002 || code === 4003) conn.send(errorFrame('AUTH_ERROR', reason || 'credentials revoked'));
+    },
+
     refused(error) {
       // Seed 003 "Authentication Errors": an AUTH_ERROR frame, then the close code (4001/4003).
       const auth = error.code === 'SY_ERR_MISSING_CREDENTIALS' || error.code === 'SY_ERR_INVALID_CREDENTIALS' || error.code === 'SY_ERR_TOKEN_REVOKED';
