@@ -40,7 +40,7 @@ const CLOCK_TICKS = (() => {
 /** Other processes' CPU (% of one core) during a window above which the figure is flagged. */
 const NOISY_OTHER_CPU = 15;
 /** …and above which a full run measures the step once more. */
-const RETRY_OTHER_CPU = 25;
+const RETRY_OTHER_CPU = 30;
 /** Machine CPU (% of one core) below which a step may start; see waitForQuiet. */
 const QUIET_BUSY = 20;
 const ALL_SCENARIOS = ['fanout', 'topics', 'wildcards', 'latency', 'latency-low', 'idle-memory', 'connect', 'history'];
@@ -242,7 +242,7 @@ async function runStep({ sc, params, variant, args, limits, ports, log }) {
     }
   }
   // Full runs wait for a quiet machine; --quick only reports the noise (no time to wait).
-  const quiet = args.quick ? { busy: null, waitedMs: 0 } : await waitForQuiet(15_000, log);
+  const quiet = args.quick ? { busy: null, waitedMs: 0 } : await waitForQuiet(8000, log);
   const conns = sc.connections ? sc.connections(p) : need;
   const nAddr = Math.max(1, Math.min(8, Math.ceil(conns / (ports * 0.6))));
   const localAddresses = nAddr > 1 ? Array.from({ length: nAddr }, (_, k) => `127.0.0.${k + 1}`) : [];

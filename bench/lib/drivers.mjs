@@ -48,7 +48,7 @@ function readT(buf, start, end) {
     if ((c >= 48 && c <= 57) || c === 46 || c === 45 || c === 101 || c === 43) i++;
     else break;
   }
-  return Number(buf.latin1Slice ? buf.latin1Slice(s, i) : buf.toString('latin1', s, i));
+  return i === s ? NaN : Number(buf.toString('latin1', s, i));
 }
 
 function checkDelivery(sink, d, expectTopic) {

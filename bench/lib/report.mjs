@@ -29,6 +29,39 @@ function bottleneck(m) {
   return 'neither';
 }
 
+/**
+ * Notes of several runs, one line per kind: "SATURATED (3/3 runs): <first run's text>". A kind is
+ * the text before the first ':' (SATURATED, NOISY) or, lacking one, the text without numbers.
+ */
+function collapseNotes(perRun) {
+  const kinds = new Map();
+  perRun.forEach((notes) => {
+    const seen = new Set();
+    for (const n of notes) {
+      const kind = /^[A-Z]+:/.test(n) ? n.slice(0, n.indexOf(':')) : n.replace(/[0-9.,]+/g, '#');
+      if (seen.has(kind)) continue;
+      seen.add(kind);
+      const k = kinds.get(kind) ?? { runs: 0, first: n };
+      k.runs++;
+      kinds.set(kind, k);
+    }
+  });
+  const total = perRun.length;
+  return [...kinds.entries()].map(([kind, k]) => {
+    if (total <= 1) return k.first;
+    const rest = /^[A-Z]+:/.test(k.first) ? k.first.slice(kind.length + 1).trim() : k.first;
+    return /^[A-Z]+:/.test(k.first) ? `${kind} in ${k.runs}/${total} runs, e.g. ${rest}` : `${k.runs}/${total} runs: ${rest}`;
+  });
+}
+
+/** 2.00×, 0.53×, 0.004×: two significant digits below 0.1. */
+export function fmtRatio(r) {
+  if (r === null || r === undefined || !Number.isFinite(r)) return '–';
+  if (r >= 10) return r.toFixed(1);
+  if (r >= 0.1) return r.toFixed(2);
+  return r.toPrecision(2);
+}
+
 export function aggregate(scenarios, records, args) {
   const out = {};
   for (const sc of scenarios) {
@@ -54,7 +87,7 @@ export function aggregate(scenarios, records, args) {
         min: prim.length ? Math.min(...prim) : null,
         max: prim.length ? Math.max(...prim) : null,
         bottleneck: ok.length ? bottleneck(med) : '',
-        notes: [...new Set(ok.flatMap((r) => r.result.notes ?? []))],
+        notes: collapseNotes(ok.map((r) => r.result.notes ?? [])),
         errors: rs.filter((r) => r.error).map((r) => r.error),
         na: rs.find((r) => r.na)?.na ?? null,
       };
@@ -89,10 +122,10 @@ export function evaluateTargets(summary, args) {
     if (t.op === 'cost') {
       // primary is a throughput: cost = share of fan-out lost when history is on
       const cost = 1 - v.ratio;
-      return { ...base, met: cost <= t.factor, value: `${(cost * 100).toFixed(1)}% slower`, ratio: v.ratio };
+      return { ...base, met: cost <= t.factor, value: cost >= 0 ? `${(cost * 100).toFixed(1)}% slower` : `${(-cost * 100).toFixed(1)}% faster (noise)`, ratio: v.ratio };
     }
     const met = t.op === '>=' ? v.ratio >= t.factor : v.ratio <= t.factor;
-    const out = { ...base, met, value: `${v.ratio.toFixed(2)}× raw ws`, ratio: v.ratio };
+    const out = { ...base, met, value: `${fmtRatio(v.ratio)}× raw ws`, ratio: v.ratio };
     // A saturated baseline makes the comparison hollow: say so, with the like-for-like figure.
     if (b.notes.some((n) => n.startsWith('SATURATED'))) {
       const c = t.context && summary[t.context];
@@ -102,7 +135,7 @@ export function evaluateTargets(summary, args) {
       out.why =
         `raw ws was SATURATED, its ${key} is queueing delay` +
         (cv?.median && cb?.median
-          ? `; unsaturated (${t.context}): ${fmt(cv.median[key], s.primary.unit)} vs ${fmt(cb.median[key], s.primary.unit)} = ${cv.ratio?.toFixed(2)}× raw ws`
+          ? `; unsaturated (${t.context}): ${fmt(cv.median[key], s.primary.unit)} vs ${fmt(cb.median[key], s.primary.unit)} = ${fmtRatio(cv.ratio)}× raw ws`
           : '');
     }
     return out;
@@ -163,7 +196,7 @@ export function renderTable(report) {
       const row = [
         pad(v.label, 18),
         pad(fmt(m[s.primary.key], s.primary.unit), 16, true),
-        pad(v.ratio === null ? '–' : `${v.ratio.toFixed(2)}×`, 13, true),
+        pad(v.ratio === null ? '–' : `${fmtRatio(v.ratio)}×`, 13, true),
         pad(v.runs > 1 ? `${fmt(v.min, s.primary.unit)}–${fmt(v.max, s.primary.unit)}` : '(1 run)', 24, true),
       ];
       for (const c of extra) row.push(pad(fmt(m[c.key], c.unit), c.width ?? 11, true));
@@ -253,7 +286,7 @@ export function renderSvg(report, systems) {
       );
       const flag = v.notes.some((t) => /SATURATED|NOISY/.test(t));
       flagged ||= flag;
-      const label = `${v.ratio >= 10 ? v.ratio.toFixed(1) : v.ratio.toFixed(2)}${flag ? '*' : ''}`;
+      const label = `${fmtRatio(v.ratio)}${flag ? '*' : ''}`;
       parts.push(`<text x="${x + barW / 2}" y="${yr - 4}" text-anchor="middle" font-size="10">${label}</text>`);
     });
     const base = top + plotH;
