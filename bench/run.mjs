@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { children, killAll, fileLimits, ephemeralPorts, startServer, startLoadgen, runLoad, stop } from './lib/procs.mjs';
-import { aggregate, evaluateTargets, renderTable, renderSvg, TARGETS } from './lib/report.mjs';
+import { aggregate, evaluateTargets, renderTable, renderSvg, fmt } from './lib/report.mjs';
 import { machineBusy } from './lib/harness.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -49,6 +49,7 @@ function parseArgs(argv) {
   const a = { pin: true, quick: false, runs: null, scenarios: ALL_SCENARIOS, systems: Object.keys(SYSTEMS), client: 'light', out: path.join(BENCH, 'results') };
   for (const arg of argv) {
     const [k, v] = arg.replace(/^--/, '').split('=');
+    if (['runs', 'scenarios', 'systems', 'client', 'out'].includes(k) && !v) throw new Error(`--${k} needs a value: --${k}=…`);
     if (k === 'quick') a.quick = true;
     else if (k === 'runs') a.runs = Math.max(1, Math.min(9, Number(v) || 1));
     else if (k === 'scenarios') {
@@ -111,7 +112,7 @@ async function main() {
     }
   }
   progress(
-    `switchyard bench: ${args.quick ? 'QUICK (1 run per step, short windows)' : `full (${args.runs} runs per step, medians)`}; ` +
+    `switchyard bench: ${args.quick ? 'QUICK (short windows' : 'full ('}${args.runs === 1 ? ', 1 run per step' : `, ${args.runs} runs per step, medians`}); ` +
       `${steps.length} steps; ${args.cpus ? `server pinned to CPU ${args.cpus.server}, load generator to CPU ${args.cpus.loadgen}` : 'no CPU pinning'}; open files soft/hard ${limits.soft}/${limits.hard}; ephemeral ports ${ports}; client=${args.client}`,
   );
   if (args.systems.includes('switchyard') && !switchyardBuilt) progress('  ! dist/ is missing: switchyard steps will fail (run `npm run build`)');
@@ -134,7 +135,10 @@ async function main() {
         again.retried = 1;
         if ((again.otherCpu ?? 0) <= (rec.result.otherCpu ?? 0)) rec.result = again;
       }
-      progress(`${tag}: ${sc.summarize ? sc.summarize(rec.result) : rec.result[sc.primary.key]}  (server cpu ${rec.result.serverCpu ?? '–'}%, load gen cpu ${rec.result.loadgenCpu ?? '–'}%)  ${((performance.now() - t0) / 1000).toFixed(1)}s${rec.result.setupMs ? ` (setup ${(rec.result.setupMs / 1000).toFixed(1)}s)` : ''}`);
+      const r = rec.result;
+      const cpu = typeof r.serverCpu === 'number' ? `  (server cpu ${Math.round(r.serverCpu)}%, load gen cpu ${Math.round(r.loadgenCpu)}%)` : '';
+      const took = `${((performance.now() - t0) / 1000).toFixed(1)}s${r.setupMs ? `, setup ${(r.setupMs / 1000).toFixed(1)}s` : ''}`;
+      progress(`${tag}: ${sc.primary.label} ${fmt(r[sc.primary.key], sc.primary.unit)}${cpu}  [${took}]`);
       for (const n of rec.result.notes ?? []) progress(`${' '.repeat(8)}note: ${n}`);
     } catch (err) {
       if (err?.unsupported) {
@@ -335,4 +339,3 @@ main().catch((err) => {
   process.exit(2);
 });
 
-void TARGETS;
