@@ -20,6 +20,8 @@ async function main() {
       credentials?.token ? { id: credentials.token, grants: [{ topic: '#', access: 'readwrite' }] } : null,
     limits: { rate: false, maxBufferedBytes: 16 * 1024 * 1024, maxConnections: 1_000_000 },
     heartbeat: false,
+    // BENCH_SWITCHYARD_OPTIONS='{"history":{"topics":["bench/#"]}}' (experiments, not reports)
+    ...(process.env.BENCH_SWITCHYARD_OPTIONS ? JSON.parse(process.env.BENCH_SWITCHYARD_OPTIONS) : {}),
   };
 
   const info = {};
