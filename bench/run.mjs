@@ -265,6 +265,10 @@ async function runStep({ sc, params, variant, args, limits, ports, log }) {
   }
   // Full runs wait for a quiet machine; --quick only reports the noise (no time to wait).
   const quiet = args.quick ? { busy: null, waitedMs: 0 } : await waitForQuiet(8000, log);
+  // Source addresses: only when the connections open at once would not fit one address's
+  // ephemeral ports. (Binding a source address makes the kernel pick ports at bind() time, which
+  // is much slower than connect()'s own choice once many sockets exist; connect churn alone is
+  // fine, since the server closes first and loopback TIME_WAIT is reusable.)
   const conns = sc.connections ? sc.connections(p) : need;
   const nAddr = Math.max(1, Math.min(8, Math.ceil(conns / (ports * 0.6))));
   const localAddresses = nAddr > 1 ? Array.from({ length: nAddr }, (_, k) => `127.0.0.${k + 1}`) : [];

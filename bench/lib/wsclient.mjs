@@ -200,7 +200,11 @@ export class LightWs {
           this.closeSent = true;
           this.#write(encodeFrame(8, buf.subarray(start, Math.min(end, start + 2))));
         }
-        this.socket.end();
+        // RFC 6455 §7.1.1: the server closes the TCP connection first, so TIME_WAIT stays on
+        // the server side. We answer its FIN (allowHalfOpen is off) and only force the issue
+        // if it never comes. Client-side TIME_WAIT piles up over a connect-heavy run and makes
+        // every later connect() slower.
+        this.#armDestroy(2000);
         this.#finish(code, reason);
         return;
       }
@@ -237,7 +241,7 @@ export class LightWs {
     this.socket?.uncork();
   }
 
-  /** Start the close handshake (code 1000) and half-close; the socket is destroyed after graceMs. */
+  /** Start the close handshake (code 1000); the socket is destroyed if not closed after graceMs. */
   close(graceMs = 1000) {
     if (!this.socket || this.socket.destroyed) return;
     if (!this.closeSent) {
@@ -246,10 +250,15 @@ export class LightWs {
       p.writeUInt16BE(1000, 0);
       this.#write(encodeFrame(8, p));
     }
+    this.#armDestroy(graceMs);
+  }
+
+  #armDestroy(ms) {
     const s = this.socket;
-    const t = setTimeout(() => s.destroy(), graceMs);
-    t.unref();
-    s.once('close', () => clearTimeout(t));
+    if (!s || s.destroyed || this.destroyTimer) return;
+    this.destroyTimer = setTimeout(() => s.destroy(), ms);
+    this.destroyTimer.unref();
+    s.once('close', () => clearTimeout(this.destroyTimer));
   }
 
   destroy() {
