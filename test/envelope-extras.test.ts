@@ -297,3 +297,21 @@ describe('robustness', () => {
     await c.close();
   });
 });
+
+describe('encoding', () => {
+  it('writes Broadcast deliveries exactly as JSON.stringify would', () => {
+    const protocol = envelope();
+    for (const payload of [{ text: 'hé "quoted" \u2028 \ud83d\ude00' }, [1, null, 'x'], 'plain', 42, null, true, { nested: { deep: [{}] } }]) {
+      for (const offset of [undefined, 7]) {
+        const delivery = { kind: 'publish' as const, topic: 'a/"b"', payload, messageId: 'm-1', sentAt: 1700000000000, from: null, ...(offset !== undefined && { offset }) };
+        const expected = { type: 'Broadcast', data: { topic: 'a/"b"', payload, metadata: { sent_at: 1700000000000, message_id: 'm-1', ...(offset !== undefined && { offset }) } } };
+        const encoded = protocol.encode(delivery) as string;
+        expect(JSON.parse(encoded)).toEqual(expected);
+        expect(encoded).toBe(JSON.stringify(expected));
+      }
+    }
+    // undefined cannot be sent as JSON: it arrives as null rather than as broken JSON.
+    const missing = protocol.encode({ kind: 'publish', topic: 't', payload: undefined, messageId: 'm', sentAt: 1, from: null }) as string;
+    expect(JSON.parse(missing).data.payload).toBeNull();
+  });
+});

@@ -161,8 +161,13 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
           if (delivery.from === null && delivery.topic.startsWith(PRESENCE_ROOT)) {
             return JSON.stringify({ type: 'Presence', data: delivery.payload });
           }
-          const metadata = { sent_at: delivery.sentAt, message_id: delivery.messageId, ...(delivery.offset !== undefined && { offset: delivery.offset }) };
-          return JSON.stringify({ type: 'Broadcast', data: { topic: delivery.topic, payload: delivery.payload, metadata } });
+          // Written by hand: this runs once per publish, the shape is fixed, and it spares the
+          // nested objects and a generic walk (the result is what JSON.stringify gives).
+          const offset = delivery.offset === undefined ? '' : `,"offset":${delivery.offset}`;
+          return (
+            `{"type":"Broadcast","data":{"topic":${JSON.stringify(delivery.topic)},"payload":${json(delivery.payload)},` +
+            `"metadata":{"sent_at":${delivery.sentAt},"message_id":${JSON.stringify(delivery.messageId)}${offset}}}}`
+          );
         }
         case 'direct':
           if (delivery.binary !== undefined) return binaryFrame(0x02, delivery.from ?? '', delivery.binary);
@@ -271,7 +276,13 @@ function optionalCount(value: unknown, field: string, max: number): number | und
 
 function ack(conn: Connection, req: Request, data: Record<string, unknown>): void {
   conn.state = undefined;
-  if (req.id !== undefined) conn.send({ type: 'Ack', data: { message_id: req.id, ...data } });
+  // `{"type":"Ack","data":{"message_id":…, …data}}`, without building the wrapper objects.
+  if (req.id !== undefined) conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},${JSON.stringify(data).slice(1)}}`);
+}
+
+/** JSON of a payload; a value JSON cannot carry (undefined) is null. */
+function json(value: unknown): string {
+  return JSON.stringify(value) ?? 'null';
 }
 
 function bad(message: string, details?: Record<string, unknown>): BrokerError {
