@@ -125,8 +125,11 @@ async function main() {
     // BENCH_PARAMS='{"window":32}' overrides scenario parameters (for experiments, not reports).
     const params = { ...sc.params(args.quick), ...(process.env.BENCH_PARAMS ? JSON.parse(process.env.BENCH_PARAMS) : {}) };
     const variants = (sc.variants ? sc.variants(args.systems) : args.systems.map((s) => ({ system: s, key: s, label: SYSTEMS[s].label })));
+    // Rotate the order of systems from run to run, so none always goes first or last (drift
+    // within a scenario, e.g. TIME_WAIT sockets left by the connect scenario, is spread evenly).
     for (let run = 1; run <= args.runs; run++) {
-      for (const v of variants) steps.push({ sc, params, variant: v, run });
+      const k = (run - 1) % Math.max(1, variants.length);
+      for (const v of [...variants.slice(k), ...variants.slice(0, k)]) steps.push({ sc, params, variant: v, run });
     }
   }
   progress(
