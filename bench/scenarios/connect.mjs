@@ -3,8 +3,7 @@
 // Socket.IO: its connect event), subscribes to one topic and waits for the Ack, counts one
 // handshake, closes the connection (the server closes TCP first, as RFC 6455 asks, so TIME_WAIT
 // stays on the server side) and starts the next.
-import { percentile } from './shared.mjs';
-import { openWindow } from '../lib/harness.mjs';
+import { openWindow, percentile } from './shared.mjs';
 
 export default {
   name: 'connect',

@@ -4,8 +4,7 @@
 // publisher and subscribers live in the same load-generator process, so both ends read the same
 // monotonic clock with microsecond resolution. Every delivery in the window is recorded (the
 // driver pulls "t" out of the raw frame without parsing it); p50 / p99 / max over all of them.
-import { connectMany, closeAll, createSinkFor, openWindow, percentile, rng } from './shared.mjs';
-import { payload } from '../lib/harness.mjs';
+import { connectMany, closeAll, createSinkFor, openWindow, payload, percentile, rng } from './shared.mjs';
 
 const TOPIC = 'bench/latency';
 
