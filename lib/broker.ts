@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import hyperid from 'hyperid';
 import type { WebSocket } from 'ws';
 import { andThen, isThenable, type Awaitable } from './awaitable.js';
-import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage } from './bus.js';
+import { Cluster, type NotifyTarget } from './cluster.js';
 import { BrokerError, CloseCode } from './errors.js';
 import { grantsAllow } from './grants.js';
 import { Gate } from './handshake.js';
@@ -23,6 +23,8 @@ import { Router } from './router.js';
 import { parseSubscribe } from './subscriptions.js';
 import { assertTopic, checkTopic, covers } from './topics.js';
 import type { Action, Filter, Handshake, Logger, Principal } from './types.js';
+
+export type { NotifyTarget };
 
 /** What `stats()` reports. */
 export interface BrokerStats {
@@ -65,12 +67,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   readonly #sessions = new Set<Session>();
   readonly #byPrincipal = new Map<string, Set<Session>>();
   readonly #store: Store;
-  /** Null when no bus was configured: a single node has nobody to tell. */
-  readonly #bus: Bus | null;
+  readonly #cluster: Cluster;
   readonly #gate: Gate;
   readonly #authorize: NonNullable<BrokerOptions['authorize']> | undefined;
   readonly #heartbeat: NodeJS.Timeout | undefined;
-  readonly #busReady: Promise<void>;
   readonly #presence: PresenceTracker;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -85,12 +85,22 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     this.nodeId = this.#ids();
     this.#router = new Router(this.options.syntax, (err, context) => this.reportError(err, context));
     this.#store = options.store ?? new MemoryStore();
-    this.#bus = options.bus ?? null;
     this.#gate = new Gate(this.options, this);
     this.#presence = new PresenceTracker(this.options.syntax);
-    this.#busReady = (this.#bus?.start(this.nodeId, (message) => this.#onBusMessage(message)) ?? Promise.resolve()).catch((err: unknown) => {
-      this.reportError(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {});
-    });
+    this.#cluster = new Cluster(
+      options.bus ?? null,
+      this.nodeId,
+      {
+        publish: (delivery) => this.#router.fanout(delivery.topic, delivery, null),
+        direct: (delivery) => this.#deliverDirectLocal(delivery),
+        notify: (target, data, sentAt) => this.#notifyLocal(target, data, sentAt),
+        revoke: (target, reason) => this.#revokeLocal(target, reason),
+        reauthorize: (id, replacement) =>
+          void this.#reauthorizeLocal(id, replacement).catch((err: unknown) => this.reportError(err, { during: 'reauthorize' })),
+      },
+      (err, context) => this.reportError(err, context),
+      this.#logger,
+    );
     if (this.options.heartbeatMs !== false) {
       this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
       this.#heartbeat.unref();
@@ -158,7 +168,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     else if (typeof target === 'object' && 'principal' in target) this.#assertTarget(target.principal);
     else if (target !== 'all') throw new TypeError("notify target must be 'all', { principal } or { topic }");
     const sentAt = Date.now();
-    this.#publishBus({ kind: 'notify', target, data, sentAt });
+    this.#cluster.send({ kind: 'notify', target, data, sentAt });
     return { recipients: this.#notifyLocal(target, data, sentAt) };
   }
 
@@ -173,7 +183,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     if (target.principal === undefined && target.tokenId === undefined) {
       throw new TypeError('revoke needs a principal or a tokenId');
     }
-    this.#publishBus({ kind: 'revoke', ...target, reason });
+    this.#cluster.send({ kind: 'revoke', ...target, reason });
     return this.#revokeLocal(target, reason);
   }
 
@@ -186,7 +196,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     if (principal !== undefined && principal.id !== principalId) {
       throw new TypeError('reauthorize: the new principal must have the same id');
     }
-    this.#publishBus({ kind: 'reauthorize', principal: principalId, ...(principal && { replacement: principal }) });
+    this.#cluster.send({ kind: 'reauthorize', principal: principalId, ...(principal && { replacement: principal }) });
     return this.#reauthorizeLocal(principalId, principal);
   }
 
@@ -262,8 +272,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     });
     for (const session of this.#sessions) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await empty;
-    await this.#busReady;
-    const results = await Promise.allSettled([this.#bus?.close(), this.#store.close()]);
+    const results = await Promise.allSettled([this.#cluster.close(), this.#store.close()]);
     for (const r of results) if (r.status === 'rejected') this.reportError(r.reason, { during: 'close' });
     this.emit('close');
   }
@@ -480,7 +489,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   ): PublishResult {
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) };
     const recipients = this.#router.fanout(topic, delivery, exclude);
-    if (this.#bus !== null) this.#publishBus({
+    if (this.#cluster.enabled) this.#cluster.send({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
       ...(offset !== undefined && { offset }),
@@ -517,7 +526,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     const sentAt = Date.now();
     const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt, ...(binary && { binary }) };
     const deliveredTo = this.#deliverDirectLocal(delivery);
-    if (this.#bus !== null) this.#publishBus({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+    if (this.#cluster.enabled) this.#cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
     let queued = false;
     if (deliveredTo.length === 0 && this.options.offlineQueue) {
       queued = await this.#store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) });
@@ -534,49 +543,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   }
 
   // ── cluster ─────────────────────────────────────────────────────────────
-
-  #publishBus(message: DistributiveOmit<BusMessage, 'v' | 'node'>): void {
-    if (this.#bus === null) return;
-    const full = { ...message, v: BUS_PROTOCOL_VERSION, node: this.nodeId } as BusMessage;
-    this.#bus.publish(full).catch((err: unknown) => {
-      this.reportError(new BrokerError('SY_ERR_BACKEND', `bus publish failed (${message.kind})`, { cause: err }), {});
-    });
-  }
-
-  #onBusMessage(message: BusMessage): void {
-    if (message.node === this.nodeId) return;
-    if (message.v !== BUS_PROTOCOL_VERSION) {
-      this.#logger.warn('ignoring cluster message of unknown version', { v: message.v, node: message.node });
-      return;
-    }
-    switch (message.kind) {
-      case 'publish': {
-        const binary = message.binary === undefined ? undefined : Buffer.from(message.binary, 'base64');
-        const { topic, payload, messageId, sentAt, from, offset } = message;
-        this.#router.fanout(topic, { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) }, null);
-        return;
-      }
-      case 'direct': {
-        const { target, payload, messageId, sentAt, from } = message;
-        const binary = message.binary === undefined ? undefined : Buffer.from(message.binary, 'base64');
-        this.#deliverDirectLocal({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary }) });
-        return;
-      }
-      case 'notify':
-        this.#notifyLocal(message.target, message.data, message.sentAt);
-        return;
-      case 'revoke':
-        this.#revokeLocal(message, message.reason ?? 'token revoked');
-        return;
-      case 'reauthorize':
-        void this.#reauthorizeLocal(message.principal, message.replacement).catch((err: unknown) =>
-          this.reportError(err, { during: 'reauthorize' }),
-        );
-        return;
-      default:
-        this.#logger.warn('ignoring cluster message of unknown kind', { kind: (message as { kind: unknown }).kind });
-    }
-  }
 
   #revokeLocal(target: { principal?: string; tokenId?: string }, reason: string): number {
     let closed = 0;
@@ -628,10 +594,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
   }
 }
-
-export type NotifyTarget = 'all' | { principal: string } | { topic: string };
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Creates a broker. Mount it with `attach(broker, server)` from `switchyard/http`. */
 export function createBroker(options: BrokerOptions): Broker {

@@ -1,0 +1,106 @@
+/**
+ * The broker's link to the other nodes: sends versioned messages on the bus and turns the
+ * messages of other nodes back into local work. Without a bus it is a single node: nothing is
+ * built or sent.
+ */
+import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage } from './bus.js';
+import { BrokerError } from './errors.js';
+import type { Delivery } from './protocol.js';
+import type { Logger, Principal } from './types.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A cluster message as the broker writes it; the version and node id are added here. */
+export type Outgoing = DistributiveOmit<BusMessage, 'v' | 'node'>;
+
+export type NotifyTarget = 'all' | { principal: string } | { topic: string };
+
+/** What this node does with another node's messages (on its own connections only). */
+export interface ClusterNode {
+  publish(delivery: Delivery & { kind: 'publish' }): void;
+  direct(delivery: Delivery & { kind: 'direct' }): void;
+  notify(target: NotifyTarget, data: unknown, sentAt: number): void;
+  revoke(target: { principal?: string; tokenId?: string }, reason: string): void;
+  reauthorize(principalId: string, replacement: Principal | undefined): void;
+}
+
+export class Cluster {
+  readonly #bus: Bus | null;
+  readonly #nodeId: string;
+  readonly #node: ClusterNode;
+  readonly #report: (error: unknown, context: Record<string, unknown>) => void;
+  readonly #logger: Logger;
+  readonly #ready: Promise<void>;
+
+  constructor(
+    bus: Bus | null,
+    nodeId: string,
+    node: ClusterNode,
+    report: (error: unknown, context: Record<string, unknown>) => void,
+    logger: Logger,
+  ) {
+    this.#bus = bus;
+    this.#nodeId = nodeId;
+    this.#node = node;
+    this.#report = report;
+    this.#logger = logger;
+    this.#ready = (bus?.start(nodeId, (message) => this.#receive(message)) ?? Promise.resolve()).catch((err: unknown) =>
+      report(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {}),
+    );
+  }
+
+  /** Whether there are other nodes to tell (callers skip building messages otherwise). */
+  get enabled(): boolean {
+    return this.#bus !== null;
+  }
+
+  send(message: Outgoing): void {
+    if (this.#bus === null) return;
+    const full = { ...message, v: BUS_PROTOCOL_VERSION, node: this.#nodeId } as BusMessage;
+    this.#bus.publish(full).catch((err: unknown) => {
+      this.#report(new BrokerError('SY_ERR_BACKEND', `bus publish failed (${message.kind})`, { cause: err }), {});
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#ready;
+    await this.#bus?.close();
+  }
+
+  #receive(message: BusMessage): void {
+    if (message.node === this.#nodeId) return;
+    if (message.v !== BUS_PROTOCOL_VERSION) {
+      this.#logger.warn('ignoring cluster message of unknown version', { v: message.v, node: message.node });
+      return;
+    }
+    switch (message.kind) {
+      case 'publish': {
+        const { topic, payload, messageId, sentAt, from, offset } = message;
+        const binary = decode(message.binary);
+        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) });
+        return;
+      }
+      case 'direct': {
+        const { target, payload, messageId, sentAt, from } = message;
+        const binary = decode(message.binary);
+        this.#node.direct({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary }) });
+        return;
+      }
+      case 'notify':
+        this.#node.notify(message.target, message.data, message.sentAt);
+        return;
+      case 'revoke':
+        this.#node.revoke(message, message.reason ?? 'token revoked');
+        return;
+      case 'reauthorize':
+        this.#node.reauthorize(message.principal, message.replacement);
+        return;
+      default:
+        this.#logger.warn('ignoring cluster message of unknown kind', { kind: (message as { kind: unknown }).kind });
+    }
+  }
+}
+
+function decode(base64: string | undefined): Buffer | undefined {
+  return base64 === undefined ? undefined : Buffer.from(base64, 'base64');
+}
