@@ -119,13 +119,25 @@ export function evaluateTargets(summary, args) {
     if (!v || !b) return { ...base, met: null, value: 'n/a', why: `${!v ? t.variant : t.baseline} not measured` };
     if (v.na || b.na) return { ...base, met: null, value: 'n/a', why: v.na ?? b.na };
     if (v.ratio === null) return { ...base, met: null, value: 'n/a', why: [...v.errors, ...b.errors][0] ?? 'no measurement' };
+    // With several runs, the worst and best pairing of runs bound the ratio; when the target
+    // lies inside those bounds the verdict could flip with the next run, and the line says so.
+    const spread = v.runs > 1 && b.runs > 1 && b.min > 0 && b.max > 0 ? [v.min / b.max, v.max / b.min] : null;
+    const threshold = t.op === 'cost' ? 1 - t.factor : t.factor;
+    const straddles = spread !== null && spread[0] < threshold && spread[1] > threshold;
+    const unresolved = straddles ? `runs straddle the target (ratio ${fmtRatio(spread[0])}–${fmtRatio(spread[1])}): not resolved by ${Math.min(v.runs, b.runs)} runs` : undefined;
     if (t.op === 'cost') {
       // primary is a throughput: cost = share of fan-out lost when history is on
       const cost = 1 - v.ratio;
-      return { ...base, met: cost <= t.factor, value: cost >= 0 ? `${(cost * 100).toFixed(1)}% slower` : `${(-cost * 100).toFixed(1)}% faster (noise)`, ratio: v.ratio };
+      return {
+        ...base,
+        met: cost <= t.factor,
+        value: cost >= 0 ? `${(cost * 100).toFixed(1)}% slower` : `${(-cost * 100).toFixed(1)}% faster (noise)`,
+        ratio: v.ratio,
+        ...(unresolved && { unresolved: true, why: unresolved }),
+      };
     }
     const met = t.op === '>=' ? v.ratio >= t.factor : v.ratio <= t.factor;
-    const out = { ...base, met, value: `${fmtRatio(v.ratio)}× raw ws`, ratio: v.ratio };
+    const out = { ...base, met, value: `${fmtRatio(v.ratio)}× raw ws`, ratio: v.ratio, ...(unresolved && { unresolved: true, why: unresolved }) };
     // A saturated baseline makes the comparison hollow: say so, with the like-for-like figure.
     if (b.notes.some((n) => n.startsWith('SATURATED'))) {
       const c = t.context && summary[t.context];
@@ -133,6 +145,7 @@ export function evaluateTargets(summary, args) {
       const cb = c?.variants.find((x) => x.key === t.baseline);
       const key = s.primary.key;
       out.why =
+        (out.why ? `${out.why}; ` : '') +
         `raw ws was SATURATED, its ${key} is queueing delay` +
         (cv?.median && cb?.median
           ? `; unsaturated (${t.context}): ${fmt(cv.median[key], s.primary.unit)} vs ${fmt(cb.median[key], s.primary.unit)} = ${fmtRatio(cv.ratio)}× raw ws`
@@ -209,8 +222,8 @@ export function renderTable(report) {
   lines.push('');
   lines.push(`Targets (${meta.mode === 'quick' ? '1 run in --quick mode: indicative only; run `npm run bench` for medians of 3' : `medians of ${meta.runs} runs`}):`);
   for (const t of targets) {
-    const tag = t.met === true ? 'met    ' : t.met === false ? 'NOT MET' : 'n/a    ';
-    lines.push(`  [${tag}] ${pad(t.text, 42)} ${t.value}${t.why ? `  (${String(t.why).split('\n')[0].slice(0, 120)})` : ''}`);
+    const tag = (t.met === true ? 'met' : t.met === false ? 'NOT MET' : 'n/a') + (t.unresolved ? '?' : '');
+    lines.push(`  [${pad(tag, 8)}] ${pad(t.text, 42)} ${t.value}${t.why ? `  (${String(t.why).split('\n')[0].slice(0, 200)})` : ''}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -295,7 +308,7 @@ export function renderSvg(report, systems) {
     parts.push(`<text x="${gx + groupW / 2}" y="${base + 46}" text-anchor="middle" fill="#555" font-size="10">${s.primary.better} is better</text>`);
   });
   parts.push(`<line x1="${left}" x2="${W - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="#111"/>`);
-  const verdicts = report.targets.map((t) => `${t.met === true ? '✓' : t.met === false ? '✗' : '–'} ${t.text}`);
+  const verdicts = report.targets.map((t) => `${t.met === true ? '✓' : t.met === false ? '✗' : '–'}${t.unresolved ? '?' : ''} ${t.text}`);
   const half = Math.ceil(verdicts.length / 2);
   parts.push(`<text x="${left}" y="${H - 44}" fill="#333" font-size="11">${esc(`targets: ${verdicts.slice(0, half).join('   ')}`)}</text>`);
   parts.push(`<text x="${left}" y="${H - 28}" fill="#333" font-size="11">${esc(`${' '.repeat(9)}${verdicts.slice(half).join('   ')}`)}</text>`);
