@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envelope, MemoryStore, type BrokerOptions, type Store } from 'switchyard';
-import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
+import { Client, connect, connectAs, type Running, start, startEnvelope, tokenAuth, until } from './helpers.js';
 
 let running: Running | undefined;
 afterEach(async () => {
@@ -10,7 +10,7 @@ afterEach(async () => {
 });
 
 async function broker(extra: Partial<BrokerOptions> = {}, protocol = envelope()): Promise<Running> {
-  running = await start({ endpoints: [{ path: '/ws', protocol }], authenticate: tokenAuth, ...extra });
+  running = await startEnvelope(extra, protocol);
   return running;
 }
 
@@ -34,7 +34,7 @@ class LatentStore implements Store {
 }
 
 function as(token: string): Promise<Client> {
-  return connect(running!.url(`/ws?token=${encodeURIComponent(token)}`));
+  return connectAs(running!, token);
 }
 
 /** `[type][4-byte length][2-byte name length][name][data]` (seed 001 + DESIGN.md). */

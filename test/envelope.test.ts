@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { envelope, type BrokerOptions } from 'switchyard';
-import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
+import { Client, connect, connectAs, type Running, start, startEnvelope, tokenAuth, until } from './helpers.js';
 
 let running: Running | undefined;
 afterEach(async () => {
@@ -9,13 +9,12 @@ afterEach(async () => {
 });
 
 async function broker(extra: Partial<BrokerOptions> = {}, protocol = envelope()): Promise<Running> {
-  running = await start({ endpoints: [{ path: '/ws', protocol }], authenticate: tokenAuth, ...extra });
+  running = await startEnvelope(extra, protocol);
   return running;
 }
 
-/** Connects with token "<id>:<grants>" (see tokenAuth). */
 function as(token: string): Promise<Client> {
-  return connect(running!.url(`/ws?token=${encodeURIComponent(token)}`));
+  return connectAs(running!, token);
 }
 
 describe('welcome and ping', () => {

@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { type ClientOptions } from 'ws';
-import { createBroker, type Broker, type BrokerOptions, type Principal } from 'switchyard';
+import { createBroker, envelope, type Broker, type BrokerOptions, type Principal, type Protocol } from 'switchyard';
 import { attach } from 'switchyard/http';
 
 export interface Running {
@@ -163,4 +163,14 @@ export function heldAuthenticate(): { authenticate: BrokerOptions['authenticate'
   let release!: (principal: Principal | null) => void;
   const decided = new Promise<Principal | null>((resolve) => (release = resolve));
   return { authenticate: () => decided, release };
+}
+
+/** A broker serving `protocol` (default: the envelope) on /ws, authenticating with tokenAuth. */
+export function startEnvelope(extra: Partial<BrokerOptions> = {}, protocol: Protocol = envelope()): Promise<Running> {
+  return start({ endpoints: [{ path: '/ws', protocol }], authenticate: tokenAuth, ...extra });
+}
+
+/** Connects to /ws with token "<id>:<grants>" (see tokenAuth) and waits for the welcome. */
+export function connectAs(running: Running, token: string): Promise<Client> {
+  return connect(running.url(`/ws?token=${encodeURIComponent(token)}`));
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { envelope, type BrokerOptions } from 'switchyard';
-import { Client, connect, heldAuthenticate, start, tokenAuth, until, type Running } from './helpers.js';
+import { Client, connect, heldAuthenticate, type Running, start, startEnvelope, tokenAuth, until } from './helpers.js';
 
 let running: Running | undefined;
 afterEach(async () => {
@@ -10,7 +10,7 @@ afterEach(async () => {
 });
 
 async function broker(extra: Partial<BrokerOptions> = {}): Promise<Running> {
-  running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: tokenAuth, ...extra });
+  running = await startEnvelope(extra);
   return running;
 }
 
