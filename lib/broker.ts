@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import hyperid from 'hyperid';
+import { LRUCache } from 'lru-cache';
 import type { WebSocket } from 'ws';
 import { andThen, isThenable, type Awaitable } from './awaitable.js';
 import { Cluster, type NotifyTarget } from './cluster.js';
@@ -68,6 +69,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   readonly #byPrincipal = new Map<string, Set<Session>>();
   readonly #store: Store;
   readonly #cluster: Cluster;
+  readonly #historyTopics = new LRUCache<string, boolean>({ max: 10_000 });
   readonly #gate: Gate;
   readonly #authorize: NonNullable<BrokerOptions['authorize']> | undefined;
   readonly #heartbeat: NodeJS.Timeout | undefined;
@@ -573,8 +575,16 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
   }
 
+  /** Whether a topic keeps history; the verdict depends on the topic alone, so it is cached (bounded). */
   #keepsHistory(topic: string): boolean {
-    return this.options.history?.topics.some((p) => covers(this.options.syntax, p, topic)) ?? false;
+    const history = this.options.history;
+    if (history === undefined) return false;
+    let keeps = this.#historyTopics.get(topic);
+    if (keeps === undefined) {
+      keeps = history.topics.some((p) => covers(this.options.syntax, p, topic));
+      this.#historyTopics.set(topic, keeps);
+    }
+    return keeps;
   }
 
   #beat(): void {
