@@ -1,4 +1,5 @@
 /** examples/event-api (seed 003) run for real on port 0, with the seed's own Python client. */
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -9,6 +10,10 @@ import { open, Proc, refused, subscriptions } from './wire-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-websockets (installed by .ci/run)
+// Outside CI a machine without python3-websockets skips (with the reason); in CI it must run.
+const probe = spawnSync(PYTHON, ['-c', 'import websockets'], { encoding: 'utf8' });
+const skipPython = probe.status !== 0 && !process.env.CI;
+if (skipPython) console.log(`skipping the seed 003 Python client test: ${PYTHON} cannot import websockets (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`);
 
 let app: EventApi;
 const clients: Client[] = [];
@@ -149,7 +154,7 @@ describe('the simulator', () => {
 });
 
 describe('the seed\'s own clients and CLI', () => {
-  it("runs seed 003's Python client (Debian python3-websockets) against the example", async () => {
+  it.skipIf(skipPython)("runs seed 003's Python client (Debian python3-websockets) against the example", async () => {
     const python = new Proc(PYTHON, ['-u', 'examples/event-api/client.py'], { EVENT_API_URL: app.url, EVENT_API_TOKEN: app.tokens.ops });
     procs.push(python);
     expect(await python.next(/^Received: /)).toMatch(/^Received: \{'type': 'subscription_confirmed', 'topics': \['devices', 'alerts'\], 'timestamp': '[^']+'\}$/);
