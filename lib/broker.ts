@@ -425,6 +425,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     const info = this.#info(session);
     this.emit('connection', info);
     session.begin(() => this.#start(session));
+    // What a synchronous open() queued goes out now, behind the 101 the gate holds corked.
+    session.flush();
   }
 
   async #start(session: Session): Promise<void> {

@@ -135,10 +135,16 @@ export class Gate {
       const accepted = principal;
       this.#pending.delete(socket);
       clearTimeout(timer);
-      this.#wss.handleUpgrade(request, socket, head, (ws) => {
-        socket.removeListener('error', ignore);
-        this.#host.open(endpoint, ws, socket, accepted, handshake);
-      });
+      // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
+      socket.cork();
+      try {
+        this.#wss.handleUpgrade(request, socket, head, (ws) => {
+          socket.removeListener('error', ignore);
+          this.#host.open(endpoint, ws, socket, accepted, handshake);
+        });
+      } finally {
+        socket.uncork();
+      }
     } catch (err) {
       if (timedOut || socket.destroyed) return;
       const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });

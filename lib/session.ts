@@ -85,6 +85,10 @@ export class Session implements Connection {
     this.#host = init.host;
     this.#ws = init.ws;
     this.#socket = init.socket;
+    // RFC 6455 §7.1.1: once the closing handshake is done the server closes TCP at once. ws
+    // half-closes and waits for the peer's FIN; destroying when our side has flushed frees the
+    // descriptor without waiting on the peer (and skips ws ending an already ended socket).
+    init.socket.once('finish', () => init.socket.destroy());
     const rate = init.host.limits.rate;
     this.#bucket = rate === false ? null : new TokenBucket(rate.perSecond, rate.burst);
   }

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { envelope, type BrokerOptions } from 'switchyard';
@@ -150,5 +152,54 @@ describe('graceful close', () => {
     await running.broker.close();
     await expect(client.opened).rejects.toMatchObject({ status: 503 });
     held.release({ id: 'late' });
+  });
+});
+
+describe('closing handshake', () => {
+  /** A bare TCP client speaking just enough RFC 6455 to open, read and send a close frame. */
+  function rawClient(port: number) {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let received = Buffer.alloc(0);
+    let ended = false;
+    socket.on('data', (chunk) => (received = Buffer.concat([received, chunk])));
+    socket.on('end', () => (ended = true));
+    socket.write(
+      'GET /ws?token=raw HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    return {
+      socket,
+      received: () => received,
+      ended: () => ended,
+      /** A masked close frame with `code` (clients must mask). */
+      sendClose(code: number) {
+        const mask = randomBytes(4);
+        const body = Buffer.alloc(2);
+        body.writeUInt16BE(code);
+        for (let i = 0; i < body.length; i++) body[i]! ^= mask[i % 4]!;
+        socket.write(Buffer.concat([Buffer.from([0x88, 0x80 | body.length]), mask, body]));
+      },
+    };
+  }
+
+  it('closes the TCP connection once the close frames are exchanged, without waiting for the client to hang up', async () => {
+    await broker();
+    const client = rawClient(running!.port);
+    await until(() => client.received().includes('"status":"connected"'), 'welcome');
+    expect(client.received().toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+    const connections = () => new Promise<number>((resolve, reject) => running!.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    expect(await connections()).toBe(1);
+    client.sendClose(1000);
+    // The server answers with its own close frame (0x88, code 1000) and hangs up...
+    await until(() => client.ended(), 'server FIN');
+    expect(client.received().subarray(-4)).toEqual(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
+    // ...and releases its socket although this client never ends its side (ws alone would wait 30 s).
+    let open = 1;
+    await until(() => {
+      void connections().then((n) => (open = n));
+      return open === 0;
+    }, 'server socket released');
+    await until(() => running!.broker.stats().connections === 0, 'session gone');
+    client.socket.destroy();
   });
 });
