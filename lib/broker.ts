@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import hyperid from 'hyperid';
 import { LRUCache } from 'lru-cache';
 import type { WebSocket } from 'ws';
-import { andThen, isThenable, type Awaitable } from './awaitable.js';
+import { isThenable, type Awaitable } from './awaitable.js';
 import { Cluster, type NotifyTarget } from './cluster.js';
 import { BrokerError, CloseCode } from './errors.js';
 import { grantsAllow } from './grants.js';
@@ -350,12 +350,15 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     if (this.#presence.isPresenceTopic(topic)) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `${topic} is reserved for presence events`, { details: { topics: [topic] } });
     }
-    const go = (allowed: boolean): Awaitable<PublishResult> => {
-      if (!allowed) throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
-      const echo = options.echo ?? session.endpoint.echo;
-      return this.#publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
-    };
-    return andThen(this.#allowed(session, 'publish', topic), go);
+    const allowed = this.#allowed(session, 'publish', topic);
+    if (isThenable(allowed)) return Promise.resolve(allowed).then((yes) => this.#publishAllowed(yes, session, topic, payload, options));
+    return this.#publishAllowed(allowed, session, topic, payload, options);
+  }
+
+  #publishAllowed(allowed: boolean, session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult> {
+    if (!allowed) throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
+    const echo = options.echo ?? session.endpoint.echo;
+    return this.#publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
   }
 
   async directFrom(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
@@ -491,7 +494,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     sentAt: number,
     offset: number | undefined,
   ): PublishResult {
-    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) };
+    // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
+    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset };
     const recipients = this.#router.fanout(topic, delivery, exclude);
     if (this.#cluster.enabled) this.#cluster.send({
       kind: 'publish', topic, payload, messageId, sentAt, from,
@@ -500,7 +504,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     });
     this.#counters.published++;
     if (this.listenerCount('publish') > 0) this.emit('publish', { topic, messageId, recipients, from });
-    return { messageId, recipients, ...(offset !== undefined && { offset }) };
+    const result: PublishResult = { messageId, recipients };
+    if (offset !== undefined) result.offset = offset;
+    return result;
   }
 
   #notifyLocal(target: NotifyTarget, data: unknown, sentAt: number): number {

@@ -45,29 +45,37 @@ export function resolveTopicSyntax(options: TopicOptions = {}): TopicSyntax {
 
 /**
  * Returns why `topic` is not acceptable, or `null` when it is. With `pattern` true the
- * wildcards are allowed (each alone in its level, the multi-level one last).
+ * wildcards are allowed (each alone in its level, the multi-level one last). One pass over the
+ * characters, no allocation: every publish is checked.
  */
 export function checkTopic(syntax: TopicSyntax, topic: unknown, pattern: boolean): string | null {
   if (typeof topic !== 'string') return 'topic must be a string';
-  if (topic.length === 0) return 'topic is empty';
-  if (topic.length > syntax.maxLength) return `topic is longer than ${syntax.maxLength} characters`;
+  const length = topic.length;
+  if (length === 0) return 'topic is empty';
+  if (length > syntax.maxLength) return `topic is longer than ${syntax.maxLength} characters`;
   if (topic.includes('\0')) return 'topic contains NUL';
   // Lone surrogates cannot be encoded as UTF-8: they are what "bad UTF-8" looks like after JSON.parse.
   if (!topic.isWellFormed()) return 'topic is not valid UTF-8';
-  const levels = topic.split(syntax.separator);
-  if (levels.length > syntax.maxDepth) return `topic has more than ${syntax.maxDepth} levels`;
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i]!;
-    const hasSingle = level.includes(syntax.single);
-    const hasMulti = level.includes(syntax.multi);
-    if (!hasSingle && !hasMulti) continue;
-    if (!pattern) return `wildcards ('${syntax.single}', '${syntax.multi}') are not allowed in a topic to publish to`;
-    if (hasSingle && level !== syntax.single) return `'${syntax.single}' must occupy a whole level`;
-    if (hasMulti && (level !== syntax.multi || i !== levels.length - 1)) {
-      return `'${syntax.multi}' must be the whole last level`;
+  const separator = syntax.separator.charCodeAt(0);
+  const single = syntax.single.charCodeAt(0);
+  const multi = syntax.multi.charCodeAt(0);
+  let levels = 1;
+  let levelStart = 0;
+  let wildcard: string | null = null; // the first wildcard problem; the depth is reported first
+  for (let i = 0; i < length; i++) {
+    const c = topic.charCodeAt(i);
+    if (c === separator) {
+      levels++;
+      levelStart = i + 1;
+    } else if ((c === single || c === multi) && wildcard === null) {
+      const alone = i === levelStart && (i + 1 === length || topic.charCodeAt(i + 1) === separator);
+      if (!pattern) wildcard = `wildcards ('${syntax.single}', '${syntax.multi}') are not allowed in a topic to publish to`;
+      else if (c === single && !alone) wildcard = `'${syntax.single}' must occupy a whole level`;
+      else if (c === multi && (!alone || i + 1 !== length)) wildcard = `'${syntax.multi}' must be the whole last level`;
     }
   }
-  return null;
+  if (levels > syntax.maxDepth) return `topic has more than ${syntax.maxDepth} levels`;
+  return wildcard;
 }
 
 /** Throws a 400 BrokerError naming the topic when it is not acceptable. */
@@ -79,7 +87,14 @@ export function assertTopic(syntax: TopicSyntax, topic: unknown, pattern: boolea
 }
 
 export function hasWildcard(syntax: TopicSyntax, pattern: string): boolean {
-  return pattern.includes(syntax.single) || pattern.includes(syntax.multi);
+  return firstWildcard(syntax, pattern) !== -1;
+}
+
+/** Index of the first wildcard character in `pattern`, or -1. */
+function firstWildcard(syntax: TopicSyntax, pattern: string): number {
+  const single = pattern.indexOf(syntax.single);
+  const multi = pattern.indexOf(syntax.multi);
+  return single === -1 ? multi : multi === -1 ? single : Math.min(single, multi);
 }
 
 /**
@@ -96,6 +111,15 @@ export function matches(syntax: TopicSyntax, pattern: string, topic: string): bo
  */
 export function covers(syntax: TopicSyntax, outer: string, inner: string): boolean {
   if (outer === inner) return true;
+  // Fast paths for the common grants ('#', 'a/b/#', concrete topics), checked on every publish.
+  if (outer === syntax.multi) return !inner.startsWith('$');
+  const wildAt = firstWildcard(syntax, outer);
+  if (wildAt === -1) return false; // a concrete pattern covers only itself
+  if (wildAt === outer.length - 1 && outer[wildAt] === syntax.multi && outer[wildAt - 1] === syntax.separator) {
+    // 'prefix/#': the prefix itself and everything below it ('$' only matters at a wildcard first level)
+    const prefixLength = wildAt - 1;
+    return inner.startsWith(outer.slice(0, prefixLength)) && (inner.length === prefixLength || inner[prefixLength] === syntax.separator);
+  }
   const o = outer.split(syntax.separator);
   const n = inner.split(syntax.separator);
   if (n[0]?.startsWith('$') && (o[0] === syntax.single || o[0] === syntax.multi)) return false;

@@ -66,6 +66,40 @@ describe('coverage (grants) — DESIGN.md', () => {
     expect(covers(mqtt, outer, inner)).toBe(expected);
   });
 
+  it('agrees with a level-by-level reference on every pair of small patterns', () => {
+    // The reference is the textbook rule; covers() has fast paths ('#', 'prefix/#', concrete)
+    // that must give the same answers, '$' rule and empty levels included.
+    const reference = (outer: string, inner: string): boolean => {
+      const o = outer.split('/');
+      const n = inner.split('/');
+      if (n[0]!.startsWith('$') && (o[0] === '+' || o[0] === '#')) return false;
+      for (let i = 0; i < o.length; i++) {
+        if (o[i] === '#') return true;
+        if (i >= n.length || n[i] === '#') return false;
+        if (o[i] !== '+' && o[i] !== n[i]) return false;
+      }
+      return o.length === n.length;
+    };
+    const levels = ['a', 'b', '', '$s', '+', '#'];
+    const patterns = new Set<string>();
+    for (const x of levels) {
+      patterns.add(x);
+      for (const y of levels) {
+        patterns.add(`${x}/${y}`);
+        for (const z of levels) patterns.add(`${x}/${y}/${z}`);
+      }
+    }
+    const valid = [...patterns].filter((p) => checkTopic(mqtt, p || 'x', true) === null && p !== '');
+    let checked = 0;
+    for (const outer of valid) {
+      for (const inner of valid) {
+        expect([outer, inner, covers(mqtt, outer, inner)]).toEqual([outer, inner, reference(outer, inner)]);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(10_000);
+  });
+
   it('publishing needs a readwrite grant that matches the topic', () => {
     const grants = [
       { topic: 'chat/#', access: 'readwrite' as const },

@@ -4,11 +4,11 @@
  * (Status for Subscribe/Unsubscribe, Pong for Ping) come first (DESIGN.md "Acks").
  */
 import { createHash } from 'node:crypto';
-import { andThen, type Awaitable } from '../awaitable.js';
+import { andThen, isThenable, type Awaitable } from '../awaitable.js';
 import { BrokerError } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject } from './json.js';
-import type { Connection, Delivery, Protocol } from '../protocol.js';
+import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
 import type { HistoryRecord } from '../store.js';
 
 /** A handler for an `X-…` custom type; its result (if not undefined) is returned in the Ack as `result`. */
@@ -107,9 +107,8 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
       if (!('payload' in data)) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
-      return andThen(conn.publish(data.topic, data.payload, data.echo === undefined ? {} : { echo: data.echo }), (result) =>
-        ack(conn, req, { status: 'delivered', recipients: result.recipients, ...(result.offset !== undefined && { offset: result.offset }) }),
-      );
+      const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
+      return isThenable(result) ? Promise.resolve(result).then((r) => published(conn, req, r)) : published(conn, req, result);
     },
 
     async DirectMessage(conn, req) {
@@ -278,6 +277,16 @@ function ack(conn: Connection, req: Request, data: Record<string, unknown>): voi
   conn.state = undefined;
   // `{"type":"Ack","data":{"message_id":…, …data}}`, without building the wrapper objects.
   if (req.id !== undefined) conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},${JSON.stringify(data).slice(1)}}`);
+}
+
+const NO_OPTIONS: PublishOptions = Object.freeze({});
+
+/** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
+function published(conn: Connection, req: Request, result: PublishResult): void {
+  conn.state = undefined;
+  if (req.id === undefined) return;
+  const offset = result.offset === undefined ? '' : `,"offset":${result.offset}`;
+  conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}}}`);
 }
 
 /** JSON of a payload; a value JSON cannot carry (undefined) is null. */
