@@ -425,8 +425,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     ws.on('pong', () => (session.alive = true));
     ws.on('message', (data, isBinary) => session.receive(data as Buffer, isBinary));
     ws.once('close', (code, reason) => this.#closeSession(session, code, reason.toString()));
-    const info = this.#info(session);
-    this.emit('connection', info);
+    if (this.listenerCount('connection') > 0) this.emit('connection', this.#info(session));
     session.begin(() => this.#start(session));
     // What a synchronous open() queued goes out now, behind the 101 the gate holds corked.
     session.flush();
@@ -459,7 +458,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     const sent = session.closeCodeSent;
     if (sent === CloseCode.TRY_AGAIN_LATER) this.#counters.slowConsumersClosed++;
     // A peer that never answered our close shows up as 1006: report the code we sent.
-    this.emit('disconnect', { ...this.#info(session), code: code === 1006 && sent !== undefined ? sent : code, reason });
+    if (this.listenerCount('disconnect') > 0) {
+      this.emit('disconnect', { ...this.#info(session), code: code === 1006 && sent !== undefined ? sent : code, reason });
+    }
     if (this.#sessions.size === 0 && this.#whenEmpty.length > 0) {
       for (const resolve of this.#whenEmpty.splice(0)) resolve();
     }

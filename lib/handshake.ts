@@ -103,7 +103,10 @@ export class Gate {
         query,
         params,
         path: endpoint.pattern,
-        remoteAddress: request.socket?.remoteAddress,
+        // Read on demand: it costs a getpeername() system call most hosts never need.
+        get remoteAddress() {
+          return request.socket?.remoteAddress;
+        },
         request,
       };
       let principal: Principal | null;

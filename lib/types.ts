@@ -50,7 +50,8 @@ export interface Handshake {
   params: Record<string, string>;
   /** The endpoint path pattern that matched. */
   path: string;
-  remoteAddress: string | undefined;
+  /** The peer's address (read when first asked for). */
+  readonly remoteAddress: string | undefined;
   /** The raw request, for cookies or anything the host's own middleware attached to it. */
   request: IncomingMessage;
 }

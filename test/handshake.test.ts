@@ -47,6 +47,23 @@ describe('credentials', () => {
     await a.close();
   });
 
+  it("tells the hook the peer's address and the matched path", async () => {
+    let address: string | undefined;
+    let spread: Partial<Handshake> = {};
+    running = await start({
+      endpoints: [{ path: '/ws', protocol: envelope() }],
+      authenticate: (h) => {
+        address = h.remoteAddress;
+        spread = { ...h }; // hosts copy the handshake into their own logs
+        return { id: 'alice' };
+      },
+    });
+    const a = await connect(running.url('/ws?token=x'));
+    expect(address).toBe('127.0.0.1');
+    expect(spread).toMatchObject({ remoteAddress: '127.0.0.1', path: '/ws' });
+    await a.close();
+  });
+
   it('reads access_token.<t> and answers with that subprotocol', async () => {
     const seen: Handshake[] = [];
     running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: recordingAuth(seen) });

@@ -52,6 +52,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
   const protocolVersion = options.protocolVersion ?? '1.0';
   const features = options.features ?? ['broadcast', 'direct_message', 'presence', 'history'];
 
+  const welcomeTail = `,"protocol_version":${JSON.stringify(protocolVersion)},"features":${JSON.stringify(features)}}}}`;
   const handlers: Record<string, Handler> = {
     Ping(conn, req) {
       const data = optionalObject(req.data, 'Ping');
@@ -68,8 +69,8 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       const data = requireObject(req.data, 'Subscribe');
       const topics = stringArray(data.topics, 'Subscribe', 'data.topics');
       const result = await conn.subscribe(topics, (data.filters ?? null) as never, data.recover as never);
-      const details = { topics: result.topics, active_subscriptions: result.active, ...(result.recovered && { recovered: result.recovered }) };
-      conn.send({ type: 'Status', data: { status: 'subscribed', details } });
+      const recovered = result.recovered ? `,"recovered":${JSON.stringify(result.recovered)}` : '';
+      conn.sendRaw(`{"type":"Status","data":{"status":"subscribed","details":{"topics":${JSON.stringify(result.topics)},"active_subscriptions":${result.active}${recovered}}}}`);
       ack(conn, req, { status: 'ok' });
     },
 
@@ -129,13 +130,8 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     name: 'envelope',
 
     open(conn) {
-      conn.send({
-        type: 'Status',
-        data: {
-          status: 'connected',
-          details: { connection_id: conn.id, server_time: Date.now(), protocol_version: protocolVersion, features },
-        },
-      });
+      // {"type":"Status","data":{"status":"connected","details":{connection_id, server_time, protocol_version, features}}}
+      conn.sendRaw(`{"type":"Status","data":{"status":"connected","details":{"connection_id":${JSON.stringify(conn.id)},"server_time":${Date.now()}${welcomeTail}`);
     },
 
     receive(conn, raw, isBinary) {
