@@ -1,0 +1,460 @@
+/**
+ * The Store conformance suite: what every Store promises (lib/store.ts), tested through that
+ * interface only, so the memory store and every real backend run the same tests:
+ *
+ *   storeConformance('RedisStore', () => new RedisStore({ url }), { directQueue: { capacity: 100, overflow: 'drop-oldest' } });
+ *
+ * Each test gets a fresh store from `make` and closes it afterwards. Topics and principals carry a
+ * random prefix per test, so a store on a shared server is not confused by earlier runs.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { HistoryLimits, HistoryPage, HistoryRecord, QueuedDirect, Store } from 'switchyard';
+import { clockPast, eventually } from './wait.js';
+
+type MakeStore = () => Promise<Store> | Store;
+
+/** What the suite needs to know about limits that belong to the implementation, not the interface. */
+export interface StoreConformanceOptions {
+  /**
+   * How a store from `make` bounds each principal's direct queue (MemoryStore:
+   * `maxQueuedPerPrincipal`). Omit when the suite cannot reach the bound cheaply.
+   */
+  directQueue?: {
+    /** Most messages kept per principal. */
+    capacity: number;
+    /** Past the capacity: drop the oldest and keep the new one, or keep the old ones and refuse the new one. */
+    overflow: 'drop-oldest' | 'refuse';
+  };
+  /** Makes a store whose direct queue is switched off (MemoryStore: `maxQueuedPerPrincipal: 0`). */
+  makeWithoutDirectQueue?: MakeStore;
+  /** Makes a store that keeps queued direct messages for `ttlMs` milliseconds (MemoryStore: `queuedTtlMs`). */
+  makeWithDirectTtl?: (ttlMs: number) => Promise<Store> | Store;
+  /**
+   * Tests this implementation is known to fail, by title, each with the reason. They are
+   * registered as skipped, so the report still lists them; a title that names no test is an error.
+   */
+  knownFailures?: Record<string, string>;
+}
+
+/** Limits no test reaches unless it means to. */
+const ROOMY: HistoryLimits = { maxMessages: 1000, maxAgeMs: 60 * 60 * 1000 };
+
+/** Payloads of every JSON type, including strings a careless encoding would turn into something else. */
+const JSON_PAYLOADS: unknown[] = [
+  null,
+  true,
+  false,
+  0,
+  42,
+  -1.5,
+  1e21,
+  Number.MAX_SAFE_INTEGER,
+  '',
+  'text',
+  '{"looks":"like JSON"}',
+  '123',
+  'é 😀 \u2028 "quoted" \\ \u0000 end',
+  [],
+  [1, 'two', null, [3], { four: 4 }],
+  {},
+  { nested: { deep: [true, { x: null }] }, 'key with spaces': 1, '': 'empty key' },
+];
+
+/** Binary data as it arrives: every byte value (not valid UTF-8), a slice of a larger buffer, and nothing at all. */
+function binaries(): Buffer[] {
+  const pool = Buffer.from('xxxx\u0000\u00ff\u0001HELLOyyyy', 'latin1');
+  return [Buffer.from(Array.from({ length: 256 }, (_, i) => i)), pool.subarray(4, 12), Buffer.alloc(0)];
+}
+
+const offsets = (page: HistoryPage): number[] => page.records.map((r) => r.offset);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+export function storeConformance(name: string, make: MakeStore, options: StoreConformanceOptions = {}): void {
+  describe(`Store conformance: ${name}`, () => {
+    let store: Store;
+    let run: string;
+    beforeEach(async () => {
+      run = randomUUID().slice(0, 8);
+      store = await make();
+    });
+    afterEach(async () => {
+      // Optional: when make() failed, there is no store of this test to close.
+      await store?.close();
+    });
+
+    const unusedFailures = new Set(Object.keys(options.knownFailures ?? {}));
+    /** Registers a test, skipped when it does not apply or is a known failure of this implementation. */
+    function test(title: string, fn: () => Promise<void>, applies = true): void {
+      unusedFailures.delete(title);
+      const known = options.knownFailures?.[title] !== undefined;
+      (applies && !known ? it : it.skip)(title, fn);
+    }
+
+    const topic = (label: string): string => `conformance/${run}/${label}`;
+    const principal = (label: string): string => `${run}-${label}`;
+    const record = (t: string, n: number, extra: Partial<HistoryRecord> = {}): Omit<HistoryRecord, 'offset'> => ({
+      topic: t,
+      messageId: `m${n}`,
+      payload: { n },
+      sentAt: Date.now(),
+      from: n % 2 === 0 ? null : 'alice',
+      ...extra,
+    });
+    const direct = (target: string, n: number, extra: Partial<QueuedDirect> = {}): QueuedDirect => ({
+      messageId: `d${n}`,
+      from: n % 2 === 0 ? null : 'alice',
+      target,
+      payload: { n },
+      sentAt: Date.now(),
+      ...extra,
+    });
+    async function appendMany(t: string, count: number, limits = ROOMY): Promise<HistoryRecord[]> {
+      const appended: HistoryRecord[] = [];
+      for (let n = 1; n <= count; n++) appended.push(await store.appendHistory(record(t, n), limits));
+      return appended;
+    }
+
+    describe('history offsets', () => {
+      test("numbers a topic's records from 1, without gaps", async () => {
+        const t = topic('a');
+        const appended = await appendMany(t, 5);
+        expect(appended.map((r) => r.offset)).toEqual([1, 2, 3, 4, 5]);
+        expect(appended[0]).toEqual({ ...record(t, 1), sentAt: appended[0]!.sentAt, offset: 1 });
+        const page = await store.readHistory(t, {}, ROOMY);
+        expect(offsets(page)).toEqual([1, 2, 3, 4, 5]);
+        expect(page.latestOffset).toBe(5);
+      });
+
+      test('numbers each topic on its own', async () => {
+        const [a, b] = [topic('a'), topic('b')];
+        const order = [a, b, a, a, b, a];
+        const appended: number[] = [];
+        for (const [i, t] of order.entries()) appended.push((await store.appendHistory(record(t, i), ROOMY)).offset);
+        expect(appended).toEqual([1, 1, 2, 3, 2, 4]);
+        expect((await store.readHistory(a, {}, ROOMY)).records.map((r) => r.messageId)).toEqual(['m0', 'm2', 'm3', 'm5']);
+        expect((await store.readHistory(b, {}, ROOMY)).records.map((r) => r.messageId)).toEqual(['m1', 'm4']);
+      });
+
+      test('gives concurrent appends on one topic distinct, consecutive offsets', async () => {
+        const t = topic('busy');
+        const appended = await Promise.all(range(1, 50).map((n) => store.appendHistory(record(t, n), ROOMY)));
+        expect(appended.map((r) => r.offset).sort((x, y) => x - y)).toEqual(range(1, 50));
+        const page = await store.readHistory(t, {}, ROOMY);
+        expect(offsets(page)).toEqual(range(1, 50));
+        // Each record is kept under the offset its append was told.
+        for (const r of appended) expect(page.records[r.offset - 1]!.messageId).toBe(r.messageId);
+      });
+
+      test('keeps counting after older records are evicted', async () => {
+        const t = topic('a');
+        const limits = { ...ROOMY, maxMessages: 2 };
+        expect((await appendMany(t, 5, limits)).map((r) => r.offset)).toEqual([1, 2, 3, 4, 5]);
+        const page = await store.readHistory(t, {}, limits);
+        expect(offsets(page)).toEqual([4, 5]);
+        expect(page.latestOffset).toBe(5);
+      });
+    });
+
+    describe('readHistory', () => {
+      test('answers latestOffset 0 and a complete empty page for a topic never written', async () => {
+        await appendMany(topic('other'), 2);
+        expect(await store.readHistory(topic('never'), {}, ROOMY)).toEqual({ records: [], latestOffset: 0, complete: true });
+        expect(await store.readHistory(topic('never'), { since: 0 }, ROOMY)).toEqual({ records: [], latestOffset: 0, complete: true });
+        expect(await store.readHistory(topic('never'), { limit: 5 }, ROOMY)).toEqual({ records: [], latestOffset: 0, complete: true });
+      });
+
+      test('returns every kept record, oldest first, without a query', async () => {
+        const t = topic('a');
+        const appended = await appendMany(t, 4);
+        expect(await store.readHistory(t, {}, ROOMY)).toEqual({ records: appended, latestOffset: 4, complete: true });
+      });
+
+      test('returns the newest `limit` records when `since` is absent', async () => {
+        const t = topic('a');
+        await appendMany(t, 5);
+        const page = await store.readHistory(t, { limit: 2 }, ROOMY);
+        expect(offsets(page)).toEqual([4, 5]);
+        expect(page).toMatchObject({ latestOffset: 5, complete: true });
+        expect(offsets(await store.readHistory(t, { limit: 50 }, ROOMY))).toEqual([1, 2, 3, 4, 5]);
+        expect(offsets(await store.readHistory(t, { limit: 0 }, ROOMY))).toEqual([]);
+      });
+
+      test('returns the records after `since`, oldest first', async () => {
+        const t = topic('a');
+        await appendMany(t, 5);
+        expect(offsets(await store.readHistory(t, { since: 2 }, ROOMY))).toEqual([3, 4, 5]);
+        expect(await store.readHistory(t, { since: 0 }, ROOMY)).toMatchObject({ latestOffset: 5, complete: true });
+        expect(offsets(await store.readHistory(t, { since: 0 }, ROOMY))).toEqual([1, 2, 3, 4, 5]);
+      });
+
+      test('returns the oldest `limit` records after `since`', async () => {
+        const t = topic('a');
+        await appendMany(t, 5);
+        const page = await store.readHistory(t, { since: 1, limit: 2 }, ROOMY);
+        expect(offsets(page)).toEqual([2, 3]);
+        expect(page).toMatchObject({ latestOffset: 5, complete: true });
+      });
+
+      test('returns a complete empty page when `since` is the latest offset', async () => {
+        const t = topic('a');
+        await appendMany(t, 3);
+        expect(await store.readHistory(t, { since: 3 }, ROOMY)).toEqual({ records: [], latestOffset: 3, complete: true });
+      });
+    });
+
+    describe('history limits', () => {
+      test('keeps the newest maxMessages records', async () => {
+        const t = topic('a');
+        const limits = { ...ROOMY, maxMessages: 3 };
+        const appended = await appendMany(t, 5, limits);
+        expect(await store.readHistory(t, {}, limits)).toEqual({ records: appended.slice(2), latestOffset: 5, complete: true });
+        expect(offsets(await store.readHistory(t, { limit: 2 }, limits))).toEqual([4, 5]);
+      });
+
+      test('marks a page incomplete when `since` asks for evicted records', async () => {
+        const t = topic('a');
+        const limits = { ...ROOMY, maxMessages: 3 };
+        await appendMany(t, 5, limits);
+        const read = (since: number) => store.readHistory(t, { since }, limits);
+        // Records 1 and 2 are gone: a client that saw fewer than 2 cannot be brought up to date.
+        expect(await read(0)).toMatchObject({ complete: false, latestOffset: 5 });
+        expect(offsets(await read(0))).toEqual([3, 4, 5]);
+        expect((await read(1)).complete).toBe(false);
+        expect(await read(2)).toMatchObject({ complete: true, latestOffset: 5 });
+        expect(offsets(await read(2))).toEqual([3, 4, 5]);
+        expect(offsets(await read(4))).toEqual([5]);
+        expect((await read(4)).complete).toBe(true);
+        expect(await read(5)).toEqual({ records: [], latestOffset: 5, complete: true });
+      });
+
+      test('expires records older than maxAgeMs, marks pages that asked for them incomplete, and keeps counting', async () => {
+        const t = topic('a');
+        const limits = { maxMessages: 100, maxAgeMs: 70 };
+        const read = (since?: number) => store.readHistory(t, since === undefined ? {} : { since }, limits);
+        await store.appendHistory(record(t, 1), limits);
+        await eventually(() => read(), (p) => p.records.length === 0, 'the first record to expire');
+
+        // Record 2 is read at once, well inside its 70 ms; record 1 is gone.
+        expect((await store.appendHistory(record(t, 2), limits)).offset).toBe(2);
+        const [all, fromStart, afterFirst] = await Promise.all([read(), read(0), read(1)]);
+        expect(offsets(all)).toEqual([2]);
+        expect(all.latestOffset).toBe(2);
+        expect(offsets(fromStart)).toEqual([2]);
+        expect(fromStart.complete).toBe(false);
+        expect(offsets(afterFirst)).toEqual([2]);
+        expect(afterFirst.complete).toBe(true);
+
+        const gone = await eventually(() => read(), (p) => p.records.length === 0, 'the second record to expire');
+        expect(gone.latestOffset).toBe(2);
+        expect(await read(1)).toEqual({ records: [], latestOffset: 2, complete: false });
+        expect(await read(2)).toEqual({ records: [], latestOffset: 2, complete: true });
+        expect((await store.appendHistory(record(t, 3), limits)).offset).toBe(3);
+      });
+    });
+
+    describe('payloads', () => {
+      test('keeps payloads of every JSON type, in history and in the direct queue', async () => {
+        const t = topic('json');
+        const inputs = JSON_PAYLOADS.map((payload, i) => record(t, i, { payload }));
+        for (const input of inputs) await store.appendHistory(input, ROOMY);
+        const page = await store.readHistory(t, {}, ROOMY);
+        expect(page.records).toEqual(inputs.map((input, i) => ({ ...input, offset: i + 1 })));
+        expect(page.records.map((r) => r.payload)).toStrictEqual(JSON_PAYLOADS);
+
+        // One principal each, so a store with a small queue bound keeps them all.
+        const queued = JSON_PAYLOADS.map((payload, i) => direct(principal(`p${i}`), i, { payload }));
+        for (const message of queued) expect(await store.enqueueDirect(message)).toBe(true);
+        const drained = (await Promise.all(queued.map((m) => store.drainDirect(m.target)))).flat();
+        expect(drained.map((m) => m.payload)).toStrictEqual(JSON_PAYLOADS);
+        expect(drained).toEqual(queued);
+      });
+
+      test('keeps binary data byte for byte, in history and in the direct queue', async () => {
+        const t = topic('bin');
+        const datas = binaries();
+        for (const [i, binary] of datas.entries()) await store.appendHistory(record(t, i, { payload: null, binary }), ROOMY);
+        await store.appendHistory(record(t, 9, { payload: 'text' }), ROOMY);
+        const { records } = await store.readHistory(t, {}, ROOMY);
+        expect(records).toHaveLength(datas.length + 1);
+        for (const [i, binary] of datas.entries()) {
+          expect(Buffer.isBuffer(records[i]!.binary)).toBe(true);
+          expect(records[i]!.binary!.toString('hex')).toBe(binary.toString('hex'));
+        }
+        // A text message stays one.
+        expect(records.at(-1)!.binary).toBeUndefined();
+        expect(records.at(-1)!.payload).toBe('text');
+
+        const queued = [...datas.map((binary, i) => direct(principal(`p${i}`), i, { payload: null, binary })), direct(principal('text'), 9, { payload: 'text' })];
+        for (const message of queued) expect(await store.enqueueDirect(message)).toBe(true);
+        const drained = (await Promise.all(queued.map((m) => store.drainDirect(m.target)))).flat();
+        expect(drained).toHaveLength(queued.length);
+        for (const [i, binary] of datas.entries()) {
+          expect(Buffer.isBuffer(drained[i]!.binary)).toBe(true);
+          expect(drained[i]!.binary!.toString('hex')).toBe(binary.toString('hex'));
+        }
+        expect(drained.at(-1)!.binary).toBeUndefined();
+      });
+    });
+
+    // What a store hands out or takes in is a copy: a host that reuses a buffer or edits an object
+    // it published, or edits what broker.history() returned, must not rewrite what others replay.
+    describe('isolation', () => {
+      // Fresh objects on each call, so what a test edits cannot leak into what it expects.
+      const original = (t: string, sentAt: number) => record(t, 1, { payload: { n: 1, tags: ['a'] }, binary: Buffer.from([1, 2, 3]), sentAt });
+      const expected = (t: string, sentAt: number) => ({ ...original(t, sentAt), offset: 1 });
+      function scribble(r: { payload: unknown; binary?: Buffer; messageId: string; offset?: number }): void {
+        const payload = r.payload as { n: number; tags: string[] };
+        payload.n = 2;
+        payload.tags.push('b');
+        r.binary![0] = 9;
+        r.messageId = 'changed';
+        if (r.offset !== undefined) r.offset = 99;
+      }
+
+      test('is not changed by editing a record appendHistory returned', async () => {
+        const [t, at] = [topic('a'), Date.now()];
+        scribble(await store.appendHistory(original(t, at), ROOMY));
+        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at)]);
+      });
+
+      test('is not changed by editing a record readHistory returned', async () => {
+        const [t, at] = [topic('a'), Date.now()];
+        await store.appendHistory(original(t, at), ROOMY);
+        const first = await store.readHistory(t, {}, ROOMY);
+        scribble(first.records[0]!);
+        first.records.push({ ...expected(t, at), offset: 2 });
+        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at)]);
+      });
+
+      test('is not changed by editing a record after appending it', async () => {
+        const [t, at] = [topic('a'), Date.now()];
+        const input = original(t, at);
+        await store.appendHistory(input, ROOMY);
+        scribble(input);
+        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at)]);
+      });
+
+      test('is not changed by editing a direct message after queueing it', async () => {
+        const bob = principal('bob');
+        const message = direct(bob, 1, { payload: { n: 1, tags: ['a'] }, binary: Buffer.from([1, 2, 3]) });
+        const copy = { ...message, payload: { n: 1, tags: ['a'] }, binary: Buffer.from([1, 2, 3]) };
+        await store.enqueueDirect(message);
+        scribble(message);
+        expect(await store.drainDirect(bob)).toEqual([copy]);
+      });
+    });
+
+    describe('direct queue', () => {
+      test("drains a principal's messages oldest first, with every field", async () => {
+        const bob = principal('bob');
+        const sent = range(1, 4).map((n) => direct(bob, n));
+        for (const message of sent) expect(await store.enqueueDirect(message)).toBe(true);
+        expect(await store.drainDirect(bob)).toEqual(sent);
+      });
+
+      test('removes what it drains', async () => {
+        const bob = principal('bob');
+        await store.enqueueDirect(direct(bob, 1));
+        expect(await store.drainDirect(bob)).toHaveLength(1);
+        expect(await store.drainDirect(bob)).toEqual([]);
+        const later = direct(bob, 2);
+        await store.enqueueDirect(later);
+        expect(await store.drainDirect(bob)).toEqual([later]);
+      });
+
+      test("keeps each principal's queue apart", async () => {
+        const [bob, carol] = [principal('bob'), principal('carol')];
+        const sent = [direct(bob, 1), direct(carol, 2), direct(bob, 3), direct(carol, 4), direct(bob, 5)];
+        for (const message of sent) await store.enqueueDirect(message);
+        expect(await store.drainDirect(bob)).toEqual(sent.filter((m) => m.target === bob));
+        expect(await store.drainDirect(carol)).toEqual(sent.filter((m) => m.target === carol));
+      });
+
+      test('drains a principal with nothing queued to an empty list', async () => {
+        await store.enqueueDirect(direct(principal('bob'), 1));
+        expect(await store.drainDirect(principal('nobody'))).toEqual([]);
+      });
+
+      const bound = options.directQueue;
+      test(
+        "bounds each principal's queue to the store's capacity",
+        async () => {
+          const { capacity, overflow } = bound!;
+          const [bob, carol] = [principal('bob'), principal('carol')];
+          const sent = range(1, capacity + 2).map((n) => direct(bob, n));
+          const answers: boolean[] = [];
+          for (const message of sent) answers.push(await store.enqueueDirect(message));
+          // A full queue is one principal's business.
+          const other = direct(carol, 0);
+          expect(await store.enqueueDirect(other)).toBe(true);
+          if (overflow === 'drop-oldest') {
+            expect(answers).toEqual(sent.map(() => true));
+            expect(await store.drainDirect(bob)).toEqual(sent.slice(2));
+          } else {
+            expect(answers).toEqual(sent.map((_, i) => i < capacity));
+            expect(await store.drainDirect(bob)).toEqual(sent.slice(0, capacity));
+          }
+          expect(await store.drainDirect(carol)).toEqual([other]);
+          // Drained, the queue has room again.
+          expect(await store.enqueueDirect(direct(bob, 99))).toBe(true);
+        },
+        bound !== undefined,
+      );
+
+      test(
+        'keeps nothing and answers false when the queue is switched off',
+        async () => {
+          const off = await options.makeWithoutDirectQueue!();
+          try {
+            const bob = principal('bob');
+            expect(await off.enqueueDirect(direct(bob, 1))).toBe(false);
+            expect(await off.drainDirect(bob)).toEqual([]);
+          } finally {
+            await off.close();
+          }
+        },
+        options.makeWithoutDirectQueue !== undefined,
+      );
+
+      test(
+        'drains only messages younger than the queue TTL, each counted from its own time',
+        async () => {
+          const ttlMs = 100;
+          const short = await options.makeWithDirectTtl!(ttlMs);
+          try {
+            const bob = principal('bob');
+            const old = direct(bob, 1);
+            expect(await short.enqueueDirect(old)).toBe(true);
+            // Draining removes what it reads, so nothing can be watched: the clock has to pass.
+            await clockPast(old.sentAt + ttlMs / 2);
+            const younger = direct(bob, 2);
+            expect(await short.enqueueDirect(younger)).toBe(true);
+            // The first has expired; the second, queued later, has about 40 ms left.
+            await clockPast(old.sentAt + ttlMs + 10);
+            expect(await short.drainDirect(bob)).toEqual([younger]);
+          } finally {
+            await short.close();
+          }
+        },
+        options.makeWithDirectTtl !== undefined,
+      );
+    });
+
+    describe('lifecycle', () => {
+      test('closes more than once', async () => {
+        await store.appendHistory(record(topic('a'), 1), ROOMY);
+        await store.close();
+        await store.close();
+        await Promise.all([store.close(), store.close()]);
+      });
+    });
+
+    // Registered last, so it runs once every test above has been registered.
+    if (options.knownFailures !== undefined) {
+      it('names only tests that exist in knownFailures', () => {
+        expect([...unusedFailures]).toEqual([]);
+      });
+    }
+  });
+}
