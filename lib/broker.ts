@@ -478,9 +478,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     const sentAt = Date.now();
     const h = this.options.history;
     if (h !== undefined && this.#keepsHistory(topic)) {
-      return this.#store
-        .appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h)
-        .then((record) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset));
+      const record = this.#store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h);
+      if (isThenable(record)) {
+        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset));
+      }
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset);
     }
     return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined);
   }

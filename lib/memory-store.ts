@@ -1,4 +1,12 @@
-/** The in-memory Store: bounded everywhere, so one process needs nothing else. */
+/**
+ * The in-memory Store: bounded everywhere, so one process needs nothing else.
+ *
+ * It keeps snapshots, as a real backend does: payloads are stored as JSON text and Buffers as
+ * copies, and every read builds fresh records, so a host that edits or reuses an object after
+ * publishing it cannot rewrite history or queued messages. Appending answers synchronously
+ * (no promise per publish), and a topic's history is a window over an array that is compacted
+ * now and then, so trimming the oldest record costs O(1) amortised.
+ */
 import { LRUCache } from 'lru-cache';
 import type { HistoryLimits, HistoryPage, HistoryQuery, HistoryRecord, QueuedDirect, Store } from './store.js';
 
@@ -13,15 +21,35 @@ export interface MemoryStoreOptions {
   maxHistoryTopics?: number;
 }
 
+/** A kept message: the payload as JSON text (undefined stays undefined), binary data copied. */
+interface Kept {
+  messageId: string;
+  json: string | undefined;
+  binary: Buffer | undefined;
+  sentAt: number;
+  from: string | null;
+}
+
+interface KeptRecord extends Kept {
+  offset: number;
+}
+
+interface KeptDirect extends Kept {
+  target: string;
+}
+
 interface TopicHistory {
-  records: HistoryRecord[];
+  /** Kept records are `records[start..]`, oldest first, offsets consecutive. */
+  records: KeptRecord[];
+  start: number;
+  /** Offset the next record gets. */
   next: number;
 }
 
 export class MemoryStore implements Store {
   readonly #perPrincipal: number;
   readonly #ttl: number;
-  readonly #queues: LRUCache<string, QueuedDirect[]>;
+  readonly #queues: LRUCache<string, KeptDirect[]>;
   readonly #history: LRUCache<string, TopicHistory>;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -33,11 +61,8 @@ export class MemoryStore implements Store {
 
   async enqueueDirect(message: QueuedDirect): Promise<boolean> {
     if (this.#perPrincipal <= 0) return false;
-    let queue = this.#queues.get(message.target);
-    if (queue === undefined) {
-      queue = [];
-    }
-    queue.push(message);
+    const queue = this.#queues.get(message.target) ?? [];
+    queue.push({ ...keep(message), target: message.target });
     if (queue.length > this.#perPrincipal) queue.shift();
     // set() again so the queue's expiry counts from its newest message.
     this.#queues.set(message.target, queue);
@@ -49,39 +74,56 @@ export class MemoryStore implements Store {
     if (queue === undefined) return [];
     this.#queues.delete(principalId);
     const oldest = Date.now() - this.#ttl;
-    return queue.filter((m) => m.sentAt >= oldest);
+    const out: QueuedDirect[] = [];
+    for (const m of queue) {
+      if (m.sentAt < oldest) continue;
+      const direct: QueuedDirect = { messageId: m.messageId, from: m.from, target: m.target, payload: revive(m), sentAt: m.sentAt };
+      if (m.binary !== undefined) direct.binary = Buffer.from(m.binary);
+      out.push(direct);
+    }
+    return out;
   }
 
-  async appendHistory(record: Omit<HistoryRecord, 'offset'>, limits: HistoryLimits): Promise<HistoryRecord> {
+  /** Synchronous: the record is numbered and kept before this returns. */
+  appendHistory(record: Omit<HistoryRecord, 'offset'>, limits: HistoryLimits): HistoryRecord {
     let history = this.#history.get(record.topic);
     if (history === undefined) {
-      history = { records: [], next: 1 };
+      history = { records: [], start: 0, next: 1 };
       this.#history.set(record.topic, history);
     }
-    const stored: HistoryRecord = { ...record, offset: history.next++ };
-    history.records.push(stored);
+    const offset = history.next++;
+    history.records.push({ ...keep(record), offset });
     trim(history, limits, Date.now());
-    return stored;
+    const appended: HistoryRecord = { topic: record.topic, offset, messageId: record.messageId, payload: record.payload, sentAt: record.sentAt, from: record.from };
+    if (record.binary !== undefined) appended.binary = record.binary;
+    return appended;
   }
 
   async readHistory(topic: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryPage> {
     const history = this.#history.get(topic);
     if (history === undefined) return { records: [], latestOffset: 0, complete: query.since === undefined || query.since === 0 };
     trim(history, limits, Date.now());
+    const { records, start } = history;
     const latestOffset = history.next - 1;
-    const { records } = history;
+    const kept = records.length - start;
+    const first = latestOffset - kept + 1; // offset of records[start] (or next, when none is kept)
+    let from: number;
+    let to: number;
+    let complete = true;
     if (query.since === undefined) {
-      const limit = query.limit ?? records.length;
-      return { records: records.slice(Math.max(0, records.length - limit)), latestOffset, complete: true };
+      to = records.length;
+      from = Math.max(start, to - (query.limit ?? kept));
+    } else {
+      const since = query.since;
+      // Nothing between `since` and the first kept record may have been lost; and an offset past
+      // the newest one means the client saw a history this store no longer has (a restart).
+      complete = since >= first - 1 && since <= latestOffset;
+      from = start + Math.min(kept, Math.max(0, since - first + 1));
+      to = query.limit === undefined ? records.length : Math.min(records.length, from + query.limit);
     }
-    const since = query.since;
-    const first = records[0]?.offset ?? history.next;
-    // Nothing between `since` and the first kept record may have been lost; and an offset past
-    // the newest one means the client saw a history this store no longer has (a restart).
-    const complete = since >= first - 1 && since <= latestOffset;
-    const start = records.findIndex((r) => r.offset > since);
-    const tail = start === -1 ? [] : records.slice(start);
-    return { records: query.limit === undefined ? tail : tail.slice(0, query.limit), latestOffset, complete };
+    const out: HistoryRecord[] = [];
+    for (let i = from; i < to; i++) out.push(recordOf(topic, records[i]!));
+    return { records: out, latestOffset, complete };
   }
 
   async close(): Promise<void> {
@@ -90,10 +132,42 @@ export class MemoryStore implements Store {
   }
 }
 
+function keep(message: { messageId: string; payload: unknown; binary?: Buffer | undefined; sentAt: number; from: string | null }): Kept {
+  return {
+    messageId: message.messageId,
+    json: message.payload === undefined ? undefined : JSON.stringify(message.payload),
+    binary: message.binary === undefined ? undefined : Buffer.from(message.binary),
+    sentAt: message.sentAt,
+    from: message.from,
+  };
+}
+
+function revive(kept: Kept): unknown {
+  return kept.json === undefined ? undefined : JSON.parse(kept.json);
+}
+
+function recordOf(topic: string, kept: KeptRecord): HistoryRecord {
+  const record: HistoryRecord = { topic, offset: kept.offset, messageId: kept.messageId, payload: revive(kept), sentAt: kept.sentAt, from: kept.from };
+  if (kept.binary !== undefined) record.binary = Buffer.from(kept.binary);
+  return record;
+}
+
+/** Drops records past `maxMessages` or older than `maxAgeMs` from the front of the window. */
 function trim(history: TopicHistory, limits: HistoryLimits, now: number): void {
   const { records } = history;
-  let drop = Math.max(0, records.length - limits.maxMessages);
+  let start = Math.max(history.start, records.length - limits.maxMessages);
   const oldest = now - limits.maxAgeMs;
-  while (drop < records.length && records[drop]!.sentAt < oldest) drop++;
-  if (drop > 0) records.splice(0, drop);
+  while (start < records.length && records[start]!.sentAt < oldest) start++;
+  if (start === history.start) return;
+  if (start >= 1024 && start * 2 >= records.length) {
+    // Compact once the dropped part is at least half the array: amortised O(1) per record.
+    records.splice(0, start);
+    start = 0;
+  } else {
+    // Release the dropped records' payloads now rather than at the next compaction.
+    for (let i = history.start; i < start; i++) records[i] = EVICTED;
+  }
+  history.start = start;
 }
+
+const EVICTED: KeptRecord = { messageId: '', json: undefined, binary: undefined, sentAt: 0, from: null, offset: 0 };

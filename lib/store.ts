@@ -3,6 +3,7 @@
  * implementation is in memory-store.ts; real backends live in adapters/ and run the same
  * conformance suite (test/conformance/store.ts).
  */
+import type { Awaitable } from './awaitable.js';
 
 /** A direct message waiting for its target to connect. */
 export interface QueuedDirect {
@@ -58,8 +59,11 @@ export interface Store {
   enqueueDirect(message: QueuedDirect): Promise<boolean>;
   /** Removes and returns a principal's queued direct messages, oldest first, unexpired only. */
   drainDirect(principalId: string): Promise<QueuedDirect[]>;
-  /** Appends to a topic's history and returns the record with its new offset. */
-  appendHistory(record: Omit<HistoryRecord, 'offset'>, limits: HistoryLimits): Promise<HistoryRecord>;
+  /**
+   * Appends to a topic's history and returns the record with its new offset. May answer
+   * synchronously (the memory store does), so a publish to a history topic costs no promise.
+   */
+  appendHistory(record: Omit<HistoryRecord, 'offset'>, limits: HistoryLimits): Awaitable<HistoryRecord>;
   /** Reads a topic's history. */
   readHistory(topic: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryPage>;
   /** Releases everything the store holds open. Idempotent. */

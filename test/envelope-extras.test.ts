@@ -20,7 +20,7 @@ async function broker(extra: Partial<BrokerOptions> = {}, protocol = envelope())
  */
 class LatentStore implements Store {
   readonly #inner = new MemoryStore();
-  async #slow<T>(work: () => Promise<T>): Promise<T> {
+  async #slow<T>(work: () => T | Promise<T>): Promise<T> {
     await new Promise((r) => setImmediate(r));
     const result = await work();
     await new Promise((r) => setImmediate(r));

@@ -228,6 +228,26 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
         expect(await read(5)).toEqual({ records: [], latestOffset: 5, complete: true });
       });
 
+      test('keeps a long-running topic right: many times maxMessages appended, every read still exact', async () => {
+        // Long enough to cross any internal compaction or wrap-around of a bounded buffer.
+        const t = topic('long');
+        const limits = { ...ROOMY, maxMessages: 100 };
+        for (let n = 1; n <= 2500; n++) {
+          await store.appendHistory(record(t, n), limits);
+          if (n < 100) continue;
+          // After every append: the window is exactly the newest 100 (a compaction point is where a bug would show).
+          const all = offsets(await store.readHistory(t, {}, limits));
+          if (all.length !== 100 || all[0] !== n - 99 || all[99] !== n) expect([n, all]).toEqual([n, range(n - 99, n)]);
+          if (n % 250 !== 0 && n !== 2401) continue;
+          const newest = await store.readHistory(t, { limit: 3 }, limits);
+          expect(newest.records.map((r) => r.payload)).toEqual([{ n: n - 2 }, { n: n - 1 }, { n }]);
+          const after = await store.readHistory(t, { since: n - 50, limit: 10 }, limits);
+          expect(after).toMatchObject({ latestOffset: n, complete: true });
+          expect(offsets(after)).toEqual(range(n - 49, n - 40));
+          expect((await store.readHistory(t, { since: n - 101 }, limits)).complete).toBe(false);
+        }
+      });
+
       test('expires records older than maxAgeMs, marks pages that asked for them incomplete, and keeps counting', async () => {
         const t = topic('a');
         const limits = { maxMessages: 100, maxAgeMs: 70 };
