@@ -40,7 +40,11 @@ export type BusHandler = (message: BusMessage) => void;
 export interface Bus {
   /** Starts receiving other nodes' messages. Called once by the broker. */
   start(nodeId: string, handler: BusHandler): Promise<void>;
-  /** Sends a message to every other node. */
+  /**
+   * Sends a message to every other node. Never throws synchronously (failures reject), and
+   * passes messages on unchanged, unknown versions and kinds included: checking them is the
+   * receiving broker's job (lib/cluster.ts).
+   */
   publish(message: BusMessage): Promise<void>;
   /** Stops receiving and releases connections. Idempotent. */
   close(): Promise<void>;

@@ -41,8 +41,9 @@ export interface HistoryPage {
   /** Offset of the newest record kept on the topic (0 when none ever was). */
   latestOffset: number;
   /**
-   * False when `since` asked for records that are no longer kept (expired or evicted), so a
-   * client cannot be brought up to date without a gap.
+   * False when `since` asked for records that are no longer kept (expired or evicted), or is past
+   * `latestOffset` (the client saw a history this store no longer has, e.g. after a restart), so
+   * the client cannot be brought up to date without a gap.
    */
   complete: boolean;
 }
