@@ -88,7 +88,7 @@ export class Session implements Connection {
     // RFC 6455 §7.1.1: once the closing handshake is done the server closes TCP at once. ws
     // half-closes and waits for the peer's FIN; destroying when our side has flushed frees the
     // descriptor without waiting on the peer (and skips ws ending an already ended socket).
-    init.socket.once('finish', () => init.socket.destroy());
+    init.socket.on('finish', destroySocket);
     const rate = init.host.limits.rate;
     this.#bucket = rate === false ? null : new TokenBucket(rate.perSecond, rate.burst);
   }
@@ -381,6 +381,11 @@ export class Session implements Connection {
     this.#pendingBytes = 0;
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
   }
+}
+
+/** A 'finish' listener shared by every socket (no closure per connection). */
+function destroySocket(this: Socket): void {
+  this.destroy();
 }
 
 /** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
