@@ -21,7 +21,8 @@ export interface AttachOptions {
   /**
    * Runs the host's own machinery (middleware, hooks) on an upgrade request for one of the
    * broker's paths before the broker decides on it. Resolves true to go on to the broker, false
-   * when it answered the request itself. Bounded by the broker's handshake timeout (408).
+   * when it answered the request itself. The broker's handshake timeout (408) bounds this and
+   * the broker's own decision together, not each on its own.
    */
   prepare?: (request: IncomingMessage, socket: Duplex, head: Buffer) => Promise<boolean>;
 }
@@ -89,6 +90,7 @@ export function attach(broker: Broker, server: Server, options: AttachOptions = 
     preparing.add(socket);
     socket.on('error', ignore);
     let timer: NodeJS.Timeout | undefined;
+    const deadline = Date.now() + broker.limits.handshakeTimeoutMs;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => {
         writeHttp(socket, 408, 'handshake timed out');
@@ -99,7 +101,7 @@ export function attach(broker: Broker, server: Server, options: AttachOptions = 
       const proceed = await Promise.race([run(request, socket, head), timeout]);
       if (!proceed || socket.destroyed || !preparing.has(socket)) return;
       socket.removeListener('error', ignore);
-      if (!broker.handleUpgrade(request, socket, head)) writeHttp(socket, 404, 'not found');
+      if (!broker.handleUpgrade(request, socket, head, deadline)) writeHttp(socket, 404, 'not found');
     } catch (err) {
       broker.reportError(err, { during: 'upgrade' });
       writeHttp(socket, 500, 'internal error');

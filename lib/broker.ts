@@ -139,9 +139,12 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   /**
    * Takes an HTTP upgrade request. Returns false when no endpoint owns its path, so the
    * caller can leave it to someone else; otherwise the broker answers it, whatever happens.
+   * `deadline` (epoch ms) is when the handshake times out (408), for callers that already spent
+   * part of `limits.handshakeTimeoutMs` on the request (an adapter's `prepare`); by default the
+   * whole timeout starts now.
    */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    return this.#gate.handleUpgrade(request, socket, head);
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, deadline?: number): boolean {
+    return this.#gate.handleUpgrade(request, socket, head, deadline);
   }
 
   // ── the host's API ──────────────────────────────────────────────────────

@@ -47,7 +47,7 @@ export class Gate {
   }
 
   /** Returns false when no endpoint owns the request's path (it is left to others). */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, deadline?: number): boolean {
     const url = new URL(request.url ?? '/', 'http://localhost');
     let endpoint: ResolvedEndpoint | undefined;
     let params: Record<string, string> | undefined;
@@ -72,7 +72,14 @@ export class Gate {
       this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_UNAVAILABLE', 'too many connections'));
       return true;
     }
-    void this.#decide(endpoint, params, url, request, socket, head);
+    const timeoutMs = this.#options.limits.handshakeTimeoutMs;
+    const remaining = deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - Date.now());
+    if (remaining <= 0) {
+      this.#host.countRejection();
+      writeHttp(socket, 408, 'handshake timed out');
+      return true;
+    }
+    void this.#decide(endpoint, params, url, request, socket, head, remaining);
     return true;
   }
 
@@ -83,6 +90,7 @@ export class Gate {
     request: IncomingMessage,
     socket: Duplex,
     head: Buffer,
+    timeoutMs: number,
   ): Promise<void> {
     this.#pending.add(socket);
     let timedOut = false;
@@ -91,7 +99,7 @@ export class Gate {
       this.#pending.delete(socket);
       this.#host.countRejection();
       writeHttp(socket, 408, 'handshake timed out');
-    }, this.#options.limits.handshakeTimeoutMs);
+    }, timeoutMs);
     try {
       const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
       if (found.subprotocol !== undefined) this.#selected.set(request, found.subprotocol);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -263,6 +264,25 @@ describe('handshake timing', () => {
     await expect(new Client(running.url('/ws?token=t')).opened).rejects.toMatchObject({ status: 408 });
     expect(running.broker.stats().handshakesPending).toBe(0);
     held.release(null);
+  });
+
+  it("counts the host's prepare step against the same timeout, not a second one", async () => {
+    // prepare (say, session middleware) takes 300 of the 400 ms; authenticate then hangs. The
+    // 408 is due at 400 ms; with a fresh timeout for authenticate it would come at ~700 ms.
+    const held = heldAuthenticate();
+    const broker = createBroker({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: held.authenticate, limits: { handshakeTimeoutMs: 400 } });
+    const server = http.createServer();
+    attach(broker, server, { prepare: () => delay(300).then(() => true) });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const started = performance.now();
+    const refused = new Client(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws?token=t`).opened;
+    await expect(refused).rejects.toMatchObject({ status: 408 });
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(390);
+    expect(elapsed).toBeLessThan(600);
+    held.release(null);
+    await broker.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
   it('delivers nothing before authentication succeeded', async () => {
