@@ -109,6 +109,12 @@ describe('the other framework examples', () => {
     const reader = await join(ws('/ws', app.demo.reader), ['rooms/#']);
     const roomed = await join(ws('/ws/rooms/lobby', app.demo.reader), ['rooms/lobby']);
     expect(await roomed.request('Subscribe', { topics: ['rooms/other'] })).toMatchObject({ type: 'Error', data: { code: 403 } });
+    // Path parameters arrive URL-decoded: a room named '+' or 'a/b' must not widen the binding.
+    for (const [room, pattern] of [['%2B', 'rooms/+'], ['%23', 'rooms/#'], ['lobby%2Fx', 'rooms/lobby/x']]) {
+      const sneaky = await connect(ws(`/ws/rooms/${room}`, app.demo.reader));
+      expect(await sneaky.request('Subscribe', { topics: [pattern] })).toMatchObject({ type: 'Error', data: { code: 403 } });
+      await sneaky.close();
+    }
     const posted = await request(app.port, 'POST', '/api/rooms/lobby/messages', { text: 'hi' }, { authorization: `Bearer ${app.demo.writer}` });
     expect(posted).toEqual({ status: 201, body: JSON.stringify({ recipients: 2 }) });
     expect((await reader.nextOf('Broadcast')).data.payload).toEqual({ from: 'wendy', text: 'hi' });

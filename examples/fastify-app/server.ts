@@ -23,6 +23,9 @@ declare module 'fastify' {
   }
 }
 
+/** A room name: one topic level, no wildcards. */
+const ROOM_NAME = /^[\w-]{1,32}$/;
+
 const GRANTS: Record<User['role'], Grant[]> = {
   writer: [{ topic: 'rooms/#', access: 'readwrite' }],
   reader: [{ topic: 'rooms/#', access: 'read' }],
@@ -59,9 +62,11 @@ export async function start(options: { port?: number; host?: string } = {}): Pro
       const user = fastifyRequest(handshake)?.user;
       return user ? { id: user.id, grants: GRANTS[user.role] } : null;
     },
-    // On /ws/rooms/:room a connection may only use its own room.
+    // On /ws/rooms/:room a connection may only use its own room. Path parameters arrive
+    // URL-decoded: without the name check, /ws/rooms/%2B would make 'rooms/+' (every room) "its own".
     authorize: (principal, action, topic, { params, syntax }) =>
-      (params.room === undefined || topic === `rooms/${params.room}`) && grantsAllow(syntax, principal.grants, action, topic),
+      (params.room === undefined || (ROOM_NAME.test(params.room) && topic === `rooms/${params.room}`)) &&
+      grantsAllow(syntax, principal.grants, action, topic),
   });
 
   const app = Fastify();
@@ -72,7 +77,7 @@ export async function start(options: { port?: number; host?: string } = {}): Pro
 
   app.post<{ Params: { room: string }; Body: { text?: unknown } }>('/api/rooms/:room/messages', async (request, reply) => {
     if (request.user?.role !== 'writer') return reply.code(request.user ? 403 : 401).send({ error: 'needs a writer token' });
-    if (!/^[\w-]{1,32}$/.test(request.params.room) || typeof request.body?.text !== 'string') {
+    if (!ROOM_NAME.test(request.params.room) || typeof request.body?.text !== 'string') {
       return reply.code(400).send({ error: 'needs a room name and {"text"}' });
     }
     const result = await broker.publish(`rooms/${request.params.room}`, { from: request.user.id, text: request.body.text });
