@@ -2,6 +2,11 @@
  * Server-to-client WebSocket frames (RFC 6455 §5.2). Frames the server sends are never masked,
  * so a frame built once can be written, unchanged, to every subscriber's socket: that is what
  * lets a publish be serialised and framed exactly once however many connections receive it.
+ *
+ * A frame is a Buffer or, for a small all-ASCII text frame, a string whose characters are the
+ * frame's bytes (header included), written with the 'latin1' encoding. Node writes such a string
+ * from the string itself, with no Buffer to allocate and collect, and a burst of them can be
+ * joined into one write: most frames (deliveries, acks, statuses) take that path.
  */
 
 const OPCODE_TEXT = 0x1;
@@ -14,9 +19,25 @@ export function encodeFrame(payload: Buffer, binary: boolean): Buffer {
   return frame;
 }
 
+/** A complete frame: its bytes, or a string of them to be written as 'latin1' (see above). */
+export type Frame = Buffer | string;
+
+/** Node writes a string up to this size from stack storage; longer frames are Buffers, shared by reference. */
+const MAX_STRING_FRAME = 16 * 1024;
+
+/** The bytes of a frame (for tests and callers that need a Buffer). */
+export function frameBytes(frame: Frame): Buffer {
+  return typeof frame === 'string' ? Buffer.from(frame, 'latin1') : frame;
+}
+
 /** A text frame for a string: the UTF-8 bytes are written once, straight into the frame. */
-export function textFrame(text: string): Buffer {
+export function textFrame(text: string): Frame {
   const length = Buffer.byteLength(text, 'utf8');
+  // As many UTF-8 bytes as UTF-16 units means every character is ASCII: one byte in latin1 too.
+  if (length === text.length && length < MAX_STRING_FRAME) {
+    const header = length < 126 ? String.fromCharCode(0x81, length) : String.fromCharCode(0x81, 126, length >> 8, length & 0xff);
+    return header + text;
+  }
   const frame = allocFrame(length, OPCODE_TEXT);
   frame.write(text, frame.length - length, 'utf8');
   return frame;

@@ -3,7 +3,7 @@
  * the once-per-turn flush. A delivery is encoded at most once per protocol and the same frame
  * Buffer is queued on every connection; nothing per subscriber allocates.
  */
-import { encodeFrame, textFrame } from './frame.js';
+import { encodeFrame, textFrame, type Frame } from './frame.js';
 import { passesFilter, type CompiledFilter } from './filter.js';
 import type { Delivery } from './protocol.js';
 import type { Session } from './session.js';
@@ -44,7 +44,7 @@ export class Router {
    */
   fanout(topic: string, delivery: Delivery, exclude: Session | null): number {
     const seq = ++this.#seq;
-    const frames: Array<Buffer | null | undefined> = [];
+    const frames: Array<Frame | null | undefined> = [];
     const payload = delivery.kind === 'publish' ? delivery.payload : undefined;
     const offset = delivery.kind === 'publish' ? delivery.offset : undefined;
     let recipients = 0;
@@ -76,7 +76,7 @@ export class Router {
    * A protocol's frame for a delivery. One that throws loses that delivery for its endpoint
    * only (reported), never the fan-out to other endpoints or the publisher's answer.
    */
-  #encode(session: Session, delivery: Delivery): Buffer | null {
+  #encode(session: Session, delivery: Delivery): Frame | null {
     try {
       return frameOf(session.endpoint.protocol.encode(delivery));
     } catch (err) {
@@ -103,7 +103,7 @@ export class Router {
   };
 }
 
-function frameOf(body: string | Buffer | null): Buffer | null {
+function frameOf(body: string | Buffer | null): Frame | null {
   if (body === null) return null;
   return typeof body === 'string' ? textFrame(body) : encodeFrame(body, true);
 }

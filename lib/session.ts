@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { isThenable, type Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, textFrame } from './frame.js';
+import { encodeFrame, textFrame, type Frame } from './frame.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
@@ -51,7 +51,7 @@ export class Session implements Connection {
   readonly #ws: WebSocket;
   readonly #socket: Socket;
   readonly #bucket: TokenBucket | null;
-  #pending: Buffer[] = [];
+  #pending: Frame[] = [];
   #pendingBytes = 0;
   #closing = false;
   #strikes = 0;
@@ -61,7 +61,7 @@ export class Session implements Connection {
   /** Frames waiting while busy: data and isBinary, flattened. */
   #queue: Array<Buffer | boolean> | null = null;
   /** Live deliveries held back per topic while that topic's history is replayed. */
-  #held: Map<string, Array<{ frame: Buffer; offset: number | undefined }>> | null = null;
+  #held: Map<string, Array<{ frame: Frame; offset: number | undefined }>> | null = null;
   /** Only connections with an expiry or a pending close have timers: allocated on demand. */
   #timers: NodeJS.Timeout[] | null = null;
 
@@ -105,7 +105,7 @@ export class Session implements Connection {
   // ── outbound ──────────────────────────────────────────────────────────────
 
   /** Queues a complete frame (shared, never modified). Returns false if it was not queued. */
-  enqueue(frame: Buffer): boolean {
+  enqueue(frame: Frame): boolean {
     if (this.#closing || this.closed) return false;
     if (this.#pendingBytes + this.#socket.writableLength + frame.length > this.#host.limits.maxBufferedBytes) {
       this.#slowConsumer();
@@ -118,7 +118,7 @@ export class Session implements Connection {
   }
 
   /** Queues a publish's frame, unless its topic is being recovered, where it waits its turn. */
-  deliver(frame: Buffer, topic: string, offset: number | undefined): boolean {
+  deliver(frame: Frame, topic: string, offset: number | undefined): boolean {
     if (this.#held !== null) {
       const held = this.#held.get(topic);
       if (held !== undefined) {
@@ -145,19 +145,27 @@ export class Session implements Connection {
     for (const { frame, offset } of held) if (offset === undefined || offset > after) this.enqueue(frame);
   }
 
-  /** Writes what is queued: one write, or a corked burst the kernel gets as one writev. */
+  /**
+   * Writes what is queued in one write: a single frame, a burst of string frames joined into one
+   * string, or else a corked burst the kernel gets as one writev.
+   */
   flush(): void {
     const pending = this.#pending;
     if (pending.length === 0) return;
+    const bytes = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
     if (this.closed || this.#socket.destroyed) return;
     if (pending.length === 1) {
-      this.#socket.write(pending[0]!);
+      this.#socket.write(pending[0]!, 'latin1');
+      return;
+    }
+    if (bytes <= MAX_JOINED_BYTES && pending.every(isString)) {
+      this.#socket.write(pending.join(''), 'latin1');
       return;
     }
     this.#socket.cork();
-    for (const frame of pending) this.#socket.write(frame);
+    for (const frame of pending) this.#socket.write(frame, 'latin1');
     this.#socket.uncork();
   }
 
@@ -397,4 +405,11 @@ function truncateReason(reason: string): string {
   let out = reason.slice(0, 120);
   while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
   return out + '...';
+}
+
+/** A burst of string frames up to this size is joined into one string and written once. */
+const MAX_JOINED_BYTES = 64 * 1024;
+
+function isString(frame: Frame): frame is string {
+  return typeof frame === 'string';
 }

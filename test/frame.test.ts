@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as ws from 'ws';
-import { encodeFrame, textFrame } from '../lib/frame.js';
+import { encodeFrame, frameBytes, textFrame } from '../lib/frame.js';
 
 /** ws's frame parser, as a client uses it (exported by ws, not described by @types/ws). */
 interface FrameReceiver {
@@ -23,12 +23,28 @@ function decode(frame: Buffer): Promise<{ data: Buffer; binary: boolean }> {
 describe('server frames (RFC 6455 §5.2)', () => {
   it.each([0, 1, 125, 126, 65535, 65536, 200_000])('encodes a %i-byte payload every length form', async (n) => {
     const text = 'é'.repeat(Math.floor(n / 2)) + 'x'.repeat(n % 2); // multi-byte UTF-8
-    const decoded = await decode(textFrame(text));
+    const decoded = await decode(frameBytes(textFrame(text)));
     expect(decoded.binary).toBe(false);
     expect(decoded.data.toString('utf8')).toBe(text);
     const bytes = Buffer.alloc(n, 7);
     const bin = await decode(encodeFrame(bytes, true));
     expect(bin.binary).toBe(true);
     expect(bin.data.equals(bytes)).toBe(true);
+  });
+
+  // Small ASCII text frames are strings of their bytes (written as latin1); others are Buffers.
+  it.each([0, 1, 125, 126, 16 * 1024 - 1, 16 * 1024, 65535, 65536])('encodes %i bytes of ASCII text', async (n) => {
+    const text = Array.from({ length: n }, (_, i) => String.fromCharCode(32 + (i % 95))).join('');
+    const frame = textFrame(text);
+    expect(typeof frame === 'string').toBe(n < 16 * 1024);
+    const decoded = await decode(frameBytes(frame));
+    expect(decoded.binary).toBe(false);
+    expect(decoded.data.toString('utf8')).toBe(text);
+  });
+
+  it('never makes a string frame of text outside ASCII', () => {
+    for (const text of ['é', 'x\u0080', 'ok \u{1F600}', '\uD800 lone surrogate']) {
+      expect(Buffer.isBuffer(textFrame(text)), text).toBe(true);
+    }
   });
 });
