@@ -190,6 +190,27 @@ describe('binary frames', () => {
     await pub.close();
   });
 
+  it('keeps the order of text and binary deliveries queued in the same turn', async () => {
+    await broker();
+    const sub = await as('bob');
+    await sub.request('Subscribe', { topics: ['mixed'] });
+    const order: string[] = [];
+    sub.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      order.push(isBinary ? `binary:${data.subarray(7 + 'mixed'.length).toString('latin1')}` : `text:${JSON.parse(data.toString('utf8')).data.payload?.n}`);
+    });
+    // ASCII text frames are queued as strings, the rest as Buffers: one flush writes both kinds.
+    await Promise.all([
+      running!.broker.publish('mixed', { n: 1 }),
+      running!.broker.publish('mixed', null, { binary: Buffer.from('two', 'latin1') }),
+      running!.broker.publish('mixed', { n: 'thrée' }),
+      running!.broker.publish('mixed', { n: 'x'.repeat(20_000) }),
+      running!.broker.publish('mixed', { n: 5 }),
+    ]);
+    await until(() => order.length === 5, 'five deliveries');
+    expect(order).toEqual(['text:1', 'binary:two', 'text:thrée', `text:${'x'.repeat(20_000)}`, 'text:5']);
+    await sub.close();
+  });
+
   it('sends binary direct messages (the header names the sender on delivery)', async () => {
     await broker();
     const bob = await as('bob');
