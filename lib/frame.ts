@@ -22,8 +22,12 @@ export function encodeFrame(payload: Buffer, binary: boolean): Buffer {
 /** A complete frame: its bytes, or a string of them to be written as 'latin1' (see above). */
 export type Frame = Buffer | string;
 
-/** Node writes a string up to this size from stack storage; longer frames are Buffers, shared by reference. */
-const MAX_STRING_FRAME = 16 * 1024;
+/**
+ * Text up to this size may be a string frame. Each write of a string copies it (Node writes
+ * strings up to 16 KiB from stack storage), while a Buffer is shared by every subscriber's
+ * write: above a few KiB, a frame fanned out to many sockets is cheaper as a Buffer.
+ */
+export const MAX_STRING_FRAME = 4 * 1024;
 
 /** The bytes of a frame (for tests and callers that need a Buffer). */
 export function frameBytes(frame: Frame): Buffer {

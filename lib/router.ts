@@ -1,7 +1,7 @@
 /**
  * Local delivery: the topic index, fan-out of one delivery to every matching connection, and
  * the once-per-turn flush. A delivery is encoded at most once per protocol and the same frame
- * Buffer is queued on every connection; nothing per subscriber allocates.
+ * (Buffer or string) is queued on every connection; nothing per subscriber allocates.
  */
 import { encodeFrame, textFrame, type Frame } from './frame.js';
 import { passesFilter, type CompiledFilter } from './filter.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as ws from 'ws';
-import { encodeFrame, frameBytes, textFrame } from '../lib/frame.js';
+import { encodeFrame, frameBytes, MAX_STRING_FRAME, textFrame } from '../lib/frame.js';
 
 /** ws's frame parser, as a client uses it (exported by ws, not described by @types/ws). */
 interface FrameReceiver {
@@ -33,10 +33,10 @@ describe('server frames (RFC 6455 §5.2)', () => {
   });
 
   // Small ASCII text frames are strings of their bytes (written as latin1); others are Buffers.
-  it.each([0, 1, 125, 126, 16 * 1024 - 1, 16 * 1024, 65535, 65536])('encodes %i bytes of ASCII text', async (n) => {
+  it.each([0, 1, 125, 126, MAX_STRING_FRAME - 1, MAX_STRING_FRAME, 65535, 65536])('encodes %i bytes of ASCII text', async (n) => {
     const text = Array.from({ length: n }, (_, i) => String.fromCharCode(32 + (i % 95))).join('');
     const frame = textFrame(text);
-    expect(typeof frame === 'string').toBe(n < 16 * 1024);
+    expect(typeof frame === 'string').toBe(n < MAX_STRING_FRAME);
     const decoded = await decode(frameBytes(frame));
     expect(decoded.binary).toBe(false);
     expect(decoded.data.toString('utf8')).toBe(text);
