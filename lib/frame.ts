@@ -23,7 +23,7 @@ export function encodeFrame(payload: Buffer, binary: boolean): Buffer {
 export type Frame = Buffer | string;
 
 /**
- * Text up to this size may be a string frame. Each write of a string copies it (Node writes
+ * Text shorter than this may be a string frame. Each write of a string copies it (Node writes
  * strings up to 16 KiB from stack storage), while a Buffer is shared by every subscriber's
  * write: above a few KiB, a frame fanned out to many sockets is cheaper as a Buffer.
  */
