@@ -52,6 +52,8 @@ export class Session implements Connection {
   readonly #socket: Socket;
   readonly #bucket: TokenBucket | null;
   #pending: Frame[] = [];
+  /** The other of two queues that swap on each flush (null while a flush writes it). */
+  #spare: Frame[] | null = [];
   #pendingBytes = 0;
   #closing = false;
   #strikes = 0;
@@ -153,9 +155,19 @@ export class Session implements Connection {
     const pending = this.#pending;
     if (pending.length === 0) return;
     const bytes = this.#pendingBytes;
-    this.#pending = [];
+    // New frames go to the spare queue while this one is written (a write can re-enter), and the
+    // two swap instead of a new array per flush: a connection that goes quiet would keep its last
+    // one, V8 would see that allocation site's arrays survive and allocate every later one in the
+    // old generation, and frames pushed into those would outlive their turn (bench/PROFILING.md).
+    this.#pending = this.#spare ?? [];
+    this.#spare = null;
     this.#pendingBytes = 0;
-    if (this.closed || this.#socket.destroyed) return;
+    if (!this.closed && !this.#socket.destroyed) this.#write(pending, bytes);
+    pending.length = 0;
+    this.#spare = pending;
+  }
+
+  #write(pending: Frame[], bytes: number): void {
     if (pending.length === 1) {
       this.#socket.write(pending[0]!, 'latin1');
       return;
