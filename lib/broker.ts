@@ -8,7 +8,6 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import hyperid from 'hyperid';
 import { LRUCache } from 'lru-cache';
-import type { WebSocket } from 'ws';
 import { isThenable, type Awaitable } from './awaitable.js';
 import { Cluster, type NotifyTarget } from './cluster.js';
 import { BrokerError, CloseCode } from './errors.js';
@@ -404,7 +403,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   }
 
   /** Registers an accepted connection (called by the gate once the upgrade completed). */
-  open(endpoint: ResolvedEndpoint, ws: WebSocket, socket: Duplex, principal: Principal, handshake: Handshake): void {
+  open(endpoint: ResolvedEndpoint, socket: Duplex, head: Buffer, principal: Principal, handshake: Handshake): void {
     const session = new Session({
       id: this.#ids(),
       principal,
@@ -413,8 +412,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       headers: handshake.headers,
       endpoint,
       host: this,
-      ws,
       socket: socket as Socket,
+      head,
     });
     this.#sessions.add(session);
     let peers = this.#byPrincipal.get(principal.id);
@@ -424,10 +423,6 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
     peers.add(session);
     if (peers.size === 1 && this.options.presence) this.#announce(principal, true);
-    ws.on('error', (err) => this.#logger.debug('connection error', { connection: session.id, error: err.message }));
-    ws.on('pong', () => (session.alive = true));
-    ws.on('message', (data, isBinary) => session.receive(data as Buffer, isBinary));
-    ws.once('close', (code, reason) => this.#closeSession(session, code, reason.toString()));
     if (this.listenerCount('connection') > 0) this.emit('connection', this.#info(session));
     session.begin(() => this.#start(session));
     // What a synchronous open() queued goes out now, behind the 101 the gate holds corked.
@@ -448,7 +443,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     }
   }
 
-  #closeSession(session: Session, code: number, reason: string): void {
+  /** The session's socket is gone: forget it everywhere. */
+  sessionClosed(session: Session, code: number, reason: string): void {
     session.dispose();
     this.#sessions.delete(session);
     for (const pattern of session.subscriptions.keys()) this.#router.remove(pattern, session);

@@ -5,18 +5,19 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { findCredentials } from './auth.js';
 import { BrokerError } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
+import { textFrame } from './frame.js';
 import type { Handshake, Principal } from './types.js';
+import { acceptUpgrade, checkUpgrade, Wire, type WireListener } from './wire.js';
 
 /** What the gate needs from its broker. */
 export interface GateHost {
   readonly closed: boolean;
   readonly connectionCount: number;
   connectionsOf(principalId: string): number;
-  open(endpoint: ResolvedEndpoint, ws: WebSocket, socket: Duplex, principal: Principal, handshake: Handshake): void;
+  open(endpoint: ResolvedEndpoint, socket: Duplex, head: Buffer, principal: Principal, handshake: Handshake): void;
   reportError(error: unknown, context: Record<string, unknown>): void;
   countRejection(): void;
 }
@@ -24,22 +25,12 @@ export interface GateHost {
 export class Gate {
   readonly #options: ResolvedOptions;
   readonly #host: GateHost;
-  readonly #wss: WebSocketServer;
-  /** The subprotocol each request's 101 answer selects. */
-  readonly #selected = new WeakMap<IncomingMessage, string>();
   /** Sockets whose handshake is being decided, so close() can end them. */
   readonly #pending = new Set<Duplex>();
 
   constructor(options: ResolvedOptions, host: GateHost) {
     this.#options = options;
     this.#host = host;
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      perMessageDeflate: false,
-      maxPayload: options.limits.maxMessageBytes,
-      handleProtocols: (_offered, request) => this.#selected.get(request) ?? false,
-    });
   }
 
   get pendingCount(): number {
@@ -64,6 +55,12 @@ export class Gate {
     }
     if (endpoint === undefined || params === undefined) return false;
     socket.on('error', ignore);
+    const invalid = checkUpgrade(request);
+    if (invalid !== null) {
+      this.#host.countRejection();
+      writeHttp(socket, invalid.status, invalid.message, invalid.headers);
+      return true;
+    }
     if (this.#host.closed) {
       this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_CLOSED'));
       return true;
@@ -102,7 +99,6 @@ export class Gate {
     }, timeoutMs);
     try {
       const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
-      if (found.subprotocol !== undefined) this.#selected.set(request, found.subprotocol);
       const query: Record<string, string> = {};
       for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
       const handshake: Handshake = {
@@ -149,10 +145,10 @@ export class Gate {
       // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
       socket.cork();
       try {
-        this.#wss.handleUpgrade(request, socket, head, (ws) => {
+        if (acceptUpgrade(request, socket, found.subprotocol)) {
           socket.removeListener('error', ignore);
-          this.#host.open(endpoint, ws, socket, accepted, handshake);
-        });
+          this.#host.open(endpoint, socket, head, accepted, handshake);
+        }
       } finally {
         socket.uncork();
       }
@@ -175,40 +171,51 @@ export class Gate {
       return;
     }
     const code = endpoint.closeCodes[error.closeCode] ?? error.closeCode;
-    this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      ws.on('error', ignore);
-      let frame: string | null = null;
-      try {
-        frame = endpoint.protocol.refused?.(error) ?? null;
-      } catch (err) {
-        this.#host.reportError(err, { during: 'refused', path: endpoint.pattern });
-      }
-      // Sent before the close frame, so the client reads it first (seed 003's AUTH_ERROR).
-      if (frame !== null) ws.send(frame);
-      ws.close(code, error.message);
-      const timer = setTimeout(() => ws.terminate(), this.#options.limits.closeTimeoutMs);
-      timer.unref();
-      ws.once('close', () => clearTimeout(timer));
-    });
+    // The 101 selects a subprotocol the client offered, as an accepted one would: a browser
+    // fails a connection whose answer selects none, and would never see the close code.
+    const { subprotocol } = findCredentials(request.headers, new URLSearchParams(), endpoint.credentials);
+    if (!acceptUpgrade(request, socket, subprotocol)) return;
+    const wire = new Wire(socket, head, this.#options.limits.maxMessageBytes, REFUSED);
+    let frame: string | null = null;
+    try {
+      frame = endpoint.protocol.refused?.(error) ?? null;
+    } catch (err) {
+      this.#host.reportError(err, { during: 'refused', path: endpoint.pattern });
+    }
+    // Sent before the close frame, so the client reads it first (seed 003's AUTH_ERROR).
+    if (frame !== null) socket.write(textFrame(frame), 'latin1');
+    wire.close(code, error.message);
+    const timer = setTimeout(() => wire.terminate(), this.#options.limits.closeTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /** Ends every handshake still being decided. */
   close(): void {
     for (const socket of this.#pending) writeHttp(socket, 503, 'server shutting down');
     this.#pending.clear();
-    this.#wss.close();
   }
 }
 
 function ignore(): void {}
 
+/** A refused connection reads only until the client answers its close frame. */
+const REFUSED: WireListener = {
+  receive() {},
+  pong() {},
+  protocolError() {},
+  socketClosed() {},
+};
+
 /** Answers an upgrade request with a plain HTTP response and closes the socket. */
-export function writeHttp(socket: Duplex, status: number, message: string): void {
+export function writeHttp(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
   const body = `${message}\n`;
+  let extra = '';
+  for (const [name, value] of Object.entries(headers)) extra += `${name}: ${value}\r\n`;
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
-      'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+      `Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n${extra}` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     // HTTP servers keep sockets half-open after end(): destroy once the answer is flushed.
     () => socket.destroy(),

@@ -5,7 +5,6 @@
  * growing the server's memory.
  */
 import type { Socket } from 'node:net';
-import type { WebSocket } from 'ws';
 import { isThenable, type Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
 import { encodeFrame, textFrame, type Frame } from './frame.js';
@@ -13,6 +12,7 @@ import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
 import { TokenBucket } from './rate-limit.js';
+import { Wire, type WireListener } from './wire.js';
 import type { Filter, Principal } from './types.js';
 
 /** What a session needs from its broker (kept narrow so the two stay decoupled). */
@@ -26,9 +26,11 @@ export interface SessionHost {
   historyFor(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
   presenceFor(session: Session, principalIds: string[]): Promise<PresenceInfo[]>;
   reportError(error: unknown, context: Record<string, unknown>): void;
+  /** The socket is gone (close code from the peer, 1005 without one, 1006 without a close frame). */
+  sessionClosed(session: Session, code: number, reason: string): void;
 }
 
-export class Session implements Connection {
+export class Session implements Connection, WireListener {
   readonly id: string;
   principal: Principal;
   readonly params: Record<string, string>;
@@ -48,7 +50,7 @@ export class Session implements Connection {
   closeCodeSent: number | undefined;
 
   readonly #host: SessionHost;
-  readonly #ws: WebSocket;
+  readonly #wire: Wire;
   readonly #socket: Socket;
   readonly #bucket: TokenBucket | null;
   #pending: Frame[] = [];
@@ -75,8 +77,9 @@ export class Session implements Connection {
     headers: Record<string, string | string[] | undefined>;
     endpoint: ResolvedEndpoint;
     host: SessionHost;
-    ws: WebSocket;
     socket: Socket;
+    /** What the client sent after its upgrade request: already frames. */
+    head: Buffer;
   }) {
     this.id = init.id;
     this.principal = init.principal;
@@ -85,12 +88,8 @@ export class Session implements Connection {
     this.headers = init.headers;
     this.endpoint = init.endpoint;
     this.#host = init.host;
-    this.#ws = init.ws;
     this.#socket = init.socket;
-    // RFC 6455 §7.1.1: once the closing handshake is done the server closes TCP at once. ws
-    // half-closes and waits for the peer's FIN; destroying when our side has flushed frees the
-    // descriptor without waiting on the peer (and skips ws ending an already ended socket).
-    init.socket.on('finish', destroySocket);
+    this.#wire = new Wire(init.socket, init.head, init.host.limits.maxMessageBytes, this);
     const rate = init.host.limits.rate;
     this.#bucket = rate === false ? null : new TokenBucket(rate.perSecond, rate.burst);
   }
@@ -162,7 +161,7 @@ export class Session implements Connection {
     this.#pending = this.#spare ?? [];
     this.#spare = null;
     this.#pendingBytes = 0;
-    if (!this.closed && !this.#socket.destroyed) this.#write(pending, bytes);
+    if (!this.closed && this.#wire.open) this.#write(pending, bytes);
     pending.length = 0;
     this.#spare = pending;
   }
@@ -255,8 +254,21 @@ export class Session implements Connection {
     queue.push(data, isBinary);
     if (queue.length >= 2 * this.#host.limits.maxInflight && !this.#paused) {
       this.#paused = true;
-      this.#ws.pause();
+      this.#wire.pause();
     }
+  }
+
+  pong(): void {
+    this.alive = true;
+  }
+
+  /** The client broke RFC 6455 (the wire stopped reading): close with its code. */
+  protocolError(code: number, message: string): void {
+    this.close(code, message);
+  }
+
+  socketClosed(code: number, reason: string): void {
+    this.#host.sessionClosed(this, code, reason);
   }
 
   /** Handles one frame; if the protocol returns a promise, the session is busy until it settles. */
@@ -292,7 +304,7 @@ export class Session implements Connection {
     }
     if (this.#paused && (queue?.length ?? 0) < this.#host.limits.maxInflight && !this.closed) {
       this.#paused = false;
-      this.#ws.resume();
+      this.#wire.resume();
     }
   }
 
@@ -330,19 +342,19 @@ export class Session implements Connection {
     this.#closing = true;
     this.closeCodeSent = mapped;
     try {
-      this.#ws.close(mapped, truncateReason(reason));
+      this.#wire.close(mapped, reason);
     } catch (err) {
       this.#host.reportError(err, { connection: this.id });
-      this.#ws.terminate();
+      this.#wire.terminate();
       return;
     }
-    this.addTimer(setTimeout(() => this.#ws.terminate(), this.#host.limits.closeTimeoutMs));
+    this.addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
   }
 
   /** Ends the connection at once, without a close handshake (dead peer). */
   terminate(): void {
     this.#closing = true;
-    this.#ws.terminate();
+    this.#wire.terminate();
   }
 
   /**
@@ -374,7 +386,7 @@ export class Session implements Connection {
   ping(): void {
     if (this.#closing || this.closed) return;
     this.alive = false;
-    this.#ws.ping();
+    this.#wire.ping();
   }
 
   /** Timers owned by this connection, cleared when it closes. */
@@ -403,21 +415,8 @@ export class Session implements Connection {
   }
 }
 
-/** A 'finish' listener shared by every socket (no closure per connection). */
-function destroySocket(this: Socket): void {
-  this.destroy();
-}
-
 /** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5). */
-function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  let out = reason.slice(0, 120);
-  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
-  return out + '...';
-}
 
 /** A burst of string frames up to this size is joined into one string and written once. */
 const MAX_JOINED_BYTES = 64 * 1024;

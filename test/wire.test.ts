@@ -1,0 +1,310 @@
+/**
+ * RFC 6455 on the wire, spoken byte by byte from a raw TCP socket: the opening handshake, frames
+ * split and joined across reads, fragmentation, control frames, and every protocol violation
+ * closing with its code (1002, 1007, 1009) without touching other connections.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BrokerOptions } from 'switchyard';
+import { connectAs, type Running, startEnvelope, until } from './helpers.js';
+
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function broker(extra: Partial<BrokerOptions> = {}): Promise<Running> {
+  running = await startEnvelope(extra);
+  return running;
+}
+
+interface WireFrame {
+  fin: boolean;
+  opcode: number;
+  payload: Buffer;
+}
+
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='; // RFC 6455 §1.3's sample nonce
+
+/** Sends an HTTP request by hand and resolves with the status, the headers and what followed them. */
+function request(port: number, lines: string[]): Promise<{ socket: net.Socket; status: number; headers: Record<string, string>; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      socket.pause();
+      const [statusLine, ...headerLines] = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of headerLines) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      resolve({ socket, status: Number(statusLine!.split(' ')[1]), headers, rest: buf.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(lines.join('\r\n') + '\r\n\r\n');
+  });
+}
+
+function upgradeRequest(path: string, extra: string[] = []): string[] {
+  return [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${KEY}`, 'Sec-WebSocket-Version: 13', ...extra];
+}
+
+/** A client frame: masked unless told otherwise, with any header bits a test wants to break. */
+function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; mask?: boolean; rsv?: number; declared?: number } = {}): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const length = opts.declared ?? data.length;
+  const mask = opts.mask ?? true;
+  const head: number[] = [((opts.fin ?? true) ? 0x80 : 0) | ((opts.rsv ?? 0) << 4) | opcode];
+  const maskBit = mask ? 0x80 : 0;
+  if (length < 126) head.push(maskBit | length);
+  else if (length < 0x10000) head.push(maskBit | 126, length >> 8, length & 0xff);
+  else head.push(maskBit | 127, 0, 0, 0, 0, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  if (!mask) return Buffer.concat([Buffer.from(head), data]);
+  const key = randomBytes(4);
+  const body = Buffer.from(data.map((b, i) => b ^ key[i % 4]!));
+  return Buffer.concat([Buffer.from(head), key, body]);
+}
+
+const closePayload = (code: number, reason = '') => Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(reason)]);
+const json = (value: unknown) => JSON.stringify(value);
+
+/** A raw WebSocket client: reads the server's (unmasked) frames, writes whatever bytes a test builds. */
+class Raw {
+  readonly frames: WireFrame[] = [];
+  readonly ended: Promise<void>;
+  #buf: Buffer;
+  #waiters: Array<() => void> = [];
+
+  constructor(readonly socket: net.Socket, rest: Buffer) {
+    this.#buf = rest;
+    this.ended = new Promise((resolve) => socket.once('end', () => resolve()));
+    socket.on('data', (chunk: Buffer) => this.#read(chunk));
+    socket.on('error', () => {});
+    socket.resume();
+    this.#read(Buffer.alloc(0));
+  }
+
+  static async open(port: number, path = '/ws?token=raw'): Promise<Raw> {
+    const { socket, status, rest } = await request(port, upgradeRequest(path));
+    expect(status).toBe(101);
+    return new Raw(socket, rest);
+  }
+
+  write(...bytes: Buffer[]): void {
+    this.socket.write(Buffer.concat(bytes));
+  }
+
+  /** Waits for the first frame from index `from` that passes `test`. */
+  async next(test: (f: WireFrame) => boolean, what: string): Promise<WireFrame> {
+    let found: WireFrame | undefined;
+    await until(() => (found = this.frames.find(test)) !== undefined, what);
+    return found!;
+  }
+
+  text(type: string): Promise<WireFrame> {
+    return this.next((f) => f.opcode === 1 && JSON.parse(f.payload.toString()).type === type, `a ${type} frame`);
+  }
+
+  async closeFrame(): Promise<{ code: number | undefined; reason: string }> {
+    const f = await this.next((f) => f.opcode === 8, 'a close frame');
+    return f.payload.length === 0 ? { code: undefined, reason: '' } : { code: f.payload.readUInt16BE(0), reason: f.payload.subarray(2).toString() };
+  }
+
+  #read(chunk: Buffer): void {
+    this.#buf = Buffer.concat([this.#buf, chunk]);
+    for (;;) {
+      if (this.#buf.length < 2) return;
+      let length = this.#buf[1]! & 0x7f;
+      let header = 2;
+      if (length === 126) {
+        if (this.#buf.length < 4) return;
+        length = this.#buf.readUInt16BE(2);
+        header = 4;
+      } else if (length === 127) {
+        if (this.#buf.length < 10) return;
+        length = Number(this.#buf.readBigUInt64BE(2));
+        header = 10;
+      }
+      if (this.#buf.length < header + length) return;
+      this.frames.push({ fin: (this.#buf[0]! & 0x80) !== 0, opcode: this.#buf[0]! & 0x0f, payload: this.#buf.subarray(header, header + length) });
+      this.#buf = this.#buf.subarray(header + length);
+      for (const w of this.#waiters.splice(0)) w();
+    }
+  }
+}
+
+describe('opening handshake', () => {
+  it('answers 101 with the RFC 6455 accept value and the subprotocol it selects', async () => {
+    const r = await broker();
+    const { socket, status, headers } = await request(r.port, upgradeRequest('/ws?token=a', ['Sec-WebSocket-Protocol: chat, superchat']));
+    socket.destroy();
+    expect(status).toBe(101);
+    expect(headers['sec-websocket-accept']).toBe('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+    expect(headers['sec-websocket-accept']).toBe(createHash('sha1').update(KEY + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64'));
+    expect(headers['sec-websocket-protocol']).toBe('chat');
+    expect(headers.upgrade?.toLowerCase()).toBe('websocket');
+  });
+
+  it('refuses a malformed handshake with an HTTP status before asking the host', async () => {
+    let asked = 0;
+    const r = await broker({
+      authenticate: () => {
+        asked++;
+        return { id: 'u' };
+      },
+    });
+    const cases: Array<[string[], number, Record<string, string>?]> = [
+      [upgradeRequest('/ws').map((l) => l.replace('GET', 'POST')), 405],
+      [upgradeRequest('/ws').map((l) => l.replace('Upgrade: websocket', 'Upgrade: h2c')), 400],
+      [upgradeRequest('/ws').map((l) => l.replace(KEY, 'short')), 400],
+      [upgradeRequest('/ws').map((l) => l.replace('Version: 13', 'Version: 12')), 400, { 'sec-websocket-version': '13, 8' }],
+      [upgradeRequest('/ws', ['Sec-WebSocket-Protocol: a b']), 400],
+      [upgradeRequest('/ws', ['Sec-WebSocket-Protocol: a, a']), 400],
+    ];
+    for (const [lines, expected, headers] of cases) {
+      const { socket, status, headers: got } = await request(r.port, lines);
+      socket.destroy();
+      expect(status, lines.join(' | ')).toBe(expected);
+      for (const [name, value] of Object.entries(headers ?? {})) expect(got[name]).toBe(value);
+    }
+    expect(asked).toBe(0);
+    expect(r.broker.stats().connections).toBe(0);
+  });
+});
+
+describe('frames', () => {
+  it('reads frames however the bytes are split or joined across reads', async () => {
+    const r = await broker();
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    const bytes = Buffer.concat([
+      frame(1, json({ type: 'Ping', data: {}, id: 'a' })),
+      frame(1, json({ type: 'Ping', data: { pad: 'x'.repeat(300) }, id: 'b' })), // 16-bit length
+      frame(1, json({ type: 'Ping', data: {}, id: 'c' })),
+    ]);
+    // One byte per write, each sent only once the previous one is on the wire.
+    for (let i = 0; i < 40; i++) await new Promise<void>((resolve) => raw.socket.write(bytes.subarray(i, i + 1), () => resolve()));
+    raw.write(bytes.subarray(40)); // the rest, joined, in one write
+    await until(() => raw.frames.filter((f) => f.opcode === 1 && f.payload.includes('"Ack"')).length === 3, 'three acks');
+    const acks = raw.frames.filter((f) => f.payload.includes('"Ack"')).map((f) => JSON.parse(f.payload.toString()).data.message_id);
+    expect(acks).toEqual(['a', 'b', 'c']);
+    raw.socket.destroy();
+  });
+
+  it('reassembles a fragmented message, answering a ping sent between its fragments', async () => {
+    const r = await broker();
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    const text = json({ type: 'Ping', data: { note: 'héllo wörld' }, id: 'frag' });
+    const bytes = Buffer.from(text);
+    const cut = bytes.indexOf(Buffer.from('é')) + 1; // inside a two-byte character
+    raw.write(frame(1, bytes.subarray(0, cut), { fin: false }));
+    raw.write(frame(9, 'are you there'));
+    raw.write(frame(0, bytes.subarray(cut, cut + 10), { fin: false }), frame(0, Buffer.alloc(0), { fin: false }), frame(0, bytes.subarray(cut + 10)));
+    const pong = await raw.next((f) => f.opcode === 10, 'a pong');
+    expect(pong.payload.toString()).toBe('are you there');
+    const ack = JSON.parse((await raw.text('Ack')).payload.toString());
+    expect(ack.data.message_id).toBe('frag');
+    raw.socket.destroy();
+  });
+
+  it('takes a binary message', async () => {
+    const r = await broker();
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    raw.write(frame(2, Buffer.from([0xff, 0x00, 0xfe]))); // the envelope protocol answers binary with an Error
+    const error = JSON.parse((await raw.text('Error')).payload.toString());
+    expect(error.data.code).toBe(400);
+    raw.socket.destroy();
+  });
+});
+
+describe('protocol violations', () => {
+  const violations: Array<[string, (raw: Raw) => void, number]> = [
+    ['an unmasked frame', (raw) => raw.write(frame(1, json({ type: 'Ping', data: {} }), { mask: false })), 1002],
+    ['a reserved bit without an extension', (raw) => raw.write(frame(1, '{}', { rsv: 4 })), 1002],
+    ['an unknown opcode', (raw) => raw.write(frame(3, '{}')), 1002],
+    ['a control frame over 125 bytes', (raw) => raw.write(frame(9, 'x'.repeat(126))), 1002],
+    ['a fragmented ping', (raw) => raw.write(frame(9, 'x', { fin: false })), 1002],
+    ['a continuation with nothing to continue', (raw) => raw.write(frame(0, '{}')), 1002],
+    ['a new message inside a fragmented one', (raw) => raw.write(frame(1, '{', { fin: false }), frame(1, '{}')), 1002],
+    ['a close frame of one byte', (raw) => raw.write(frame(8, Buffer.from([3]))), 1002],
+    ['a close code reserved for the API (1005)', (raw) => raw.write(frame(8, closePayload(1005))), 1002],
+    ['text that is not UTF-8', (raw) => raw.write(frame(1, Buffer.from([0x22, 0xc3, 0x28, 0x22]))), 1007],
+    ['fragments that end inside a character', (raw) => raw.write(frame(1, Buffer.from([0x22, 0xc3]), { fin: false }), frame(0, Buffer.from([0x22]))), 1007],
+    ['a close reason that is not UTF-8', (raw) => raw.write(frame(8, Buffer.concat([closePayload(1000), Buffer.from([0xff])]))), 1007],
+    // Only the header is sent: the broker must refuse on the declared length, not buffer for it.
+    ['a frame declaring more than maxMessageBytes', (raw) => raw.write(frame(1, Buffer.alloc(0), { declared: 1_000_000 }).subarray(0, 14)), 1009],
+    ['fragments adding up to more than maxMessageBytes', (raw) => raw.write(frame(1, 'x'.repeat(600), { fin: false }), frame(0, 'x'.repeat(600), { fin: false })), 1009],
+  ];
+
+  for (const [what, send, code] of violations) {
+    it(`closes ${code} on ${what}, and stops reading that connection only`, async () => {
+      const r = await broker({ limits: { maxMessageBytes: 1024 } });
+      const bystander = await connectAs(r, 'bystander');
+      const raw = await Raw.open(r.port);
+      await raw.text('Status');
+      send(raw);
+      expect((await raw.closeFrame()).code).toBe(code);
+      // Whatever follows the violation is not read as frames: no answer comes back.
+      raw.write(frame(1, json({ type: 'Ping', data: {}, id: 'after' })));
+      raw.write(frame(8, closePayload(1000)));
+      await raw.ended;
+      expect(raw.frames.some((f) => f.payload.includes('"after"'))).toBe(false);
+      expect((await bystander.request('Ping', {})).type).toBe('Ack');
+      await until(() => r.broker.stats().connections === 1, 'the raw connection gone');
+      await bystander.close();
+    });
+  }
+});
+
+describe('closing handshake', () => {
+  it("echoes the client's close code, ends TCP, and reports the code and reason", async () => {
+    const r = await broker();
+    const gone: Array<{ code: number; reason: string }> = [];
+    r.broker.on('disconnect', (d) => gone.push({ code: d.code, reason: d.reason }));
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    raw.write(frame(8, closePayload(4321, 'bye now')));
+    expect(await raw.closeFrame()).toEqual({ code: 4321, reason: '' });
+    await raw.ended;
+    await until(() => gone.length === 1, 'disconnect');
+    expect(gone[0]).toEqual({ code: 4321, reason: 'bye now' });
+  });
+
+  it('answers an empty close frame with an empty one and reports 1005', async () => {
+    const r = await broker();
+    const gone: number[] = [];
+    r.broker.on('disconnect', (d) => gone.push(d.code));
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    raw.write(frame(8, Buffer.alloc(0)));
+    expect((await raw.closeFrame()).code).toBeUndefined();
+    await raw.ended;
+    await until(() => gone.length === 1, 'disconnect');
+    expect(gone).toEqual([1005]);
+  });
+
+  it('reports 1006 when the client drops TCP without a close frame, and forgets the connection', async () => {
+    const r = await broker();
+    const gone: number[] = [];
+    r.broker.on('disconnect', (d) => gone.push(d.code));
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    raw.write(frame(1, json({ type: 'Subscribe', data: { topics: ['a/b'] }, id: 's' })));
+    await raw.text('Ack');
+    raw.socket.end();
+    await until(() => gone.length === 1, 'disconnect');
+    expect(gone).toEqual([1006]);
+    expect(r.broker.stats()).toMatchObject({ connections: 0, subscriptions: 0 });
+  });
+});
