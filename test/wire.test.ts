@@ -74,6 +74,17 @@ function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; 
   return Buffer.concat([Buffer.from(head), key, body]);
 }
 
+/**
+ * Writes bytes and resolves once the broker (in this process) has read them: loopback delivers a
+ * write at once, the next poll phase reads it, and the check phase after it resolves this. So
+ * each call is its own read on the broker's side, and a frame cut across calls is really split.
+ */
+async function landed(socket: net.Socket, bytes: Buffer): Promise<void> {
+  await new Promise<void>((resolve) => socket.write(bytes, () => resolve()));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 const closePayload = (code: number, reason = '') => Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(reason)]);
 const json = (value: unknown) => JSON.stringify(value);
 
@@ -191,8 +202,8 @@ describe('frames', () => {
       frame(1, json({ type: 'Ping', data: { pad: 'x'.repeat(300) }, id: 'b' })), // 16-bit length
       frame(1, json({ type: 'Ping', data: {}, id: 'c' })),
     ]);
-    // One byte per write, each sent only once the previous one is on the wire.
-    for (let i = 0; i < 40; i++) await new Promise<void>((resolve) => raw.socket.write(bytes.subarray(i, i + 1), () => resolve()));
+    // One byte per read: the broker runs in this process, so each write is read before the next.
+    for (let i = 0; i < 40; i++) await landed(raw.socket, bytes.subarray(i, i + 1));
     raw.write(bytes.subarray(40)); // the rest, joined, in one write
     await until(() => raw.frames.filter((f) => f.opcode === 1 && f.payload.includes('"Ack"')).length === 3, 'three acks');
     const acks = raw.frames.filter((f) => f.payload.includes('"Ack"')).map((f) => JSON.parse(f.payload.toString()).data.message_id);
@@ -306,5 +317,82 @@ describe('closing handshake', () => {
     await until(() => gone.length === 1, 'disconnect');
     expect(gone).toEqual([1006]);
     expect(r.broker.stats()).toMatchObject({ connections: 0, subscriptions: 0 });
+  });
+});
+
+/** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+
+describe('arbitrary input', () => {
+  it('reads a long stream of mixed frames, cut at random places, as the same messages in order', async () => {
+    const r = await broker({ limits: { rate: false } });
+    const raw = await Raw.open(r.port);
+    await raw.text('Status');
+    const random = rng(20261130);
+    const parts: Buffer[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const id = `m${i}`;
+      ids.push(id);
+      // 7-bit and 16-bit lengths; every fifth message fragmented around a ping.
+      const text = Buffer.from(json({ type: 'Ping', data: { pad: 'é'.repeat(Math.floor(random() * 400)) }, id }));
+      if (i % 5 === 0) {
+        const a = Math.floor(random() * text.length);
+        const b = a + Math.floor(random() * (text.length - a));
+        parts.push(frame(1, text.subarray(0, a), { fin: false }), frame(9, `p${i}`), frame(0, text.subarray(a, b), { fin: false }), frame(0, text.subarray(b)));
+      } else {
+        parts.push(frame(1, text));
+      }
+    }
+    const stream = Buffer.concat(parts);
+    for (let at = 0; at < stream.length; ) {
+      const n = 1 + Math.floor(random() * (random() < 0.3 ? 8 : 3000));
+      await landed(raw.socket, stream.subarray(at, at + n));
+      at += n;
+    }
+    await until(() => raw.frames.filter((f) => f.opcode === 1 && f.payload.includes('"Ack"')).length === ids.length, `${ids.length} acks`);
+    const acks = raw.frames.filter((f) => f.opcode === 1 && f.payload.includes('"Ack"')).map((f) => JSON.parse(f.payload.toString()).data.message_id);
+    expect(acks).toEqual(ids);
+    expect(raw.frames.filter((f) => f.opcode === 10).map((f) => f.payload.toString())).toEqual(ids.filter((_, i) => i % 5 === 0).map((id) => `p${id.slice(1)}`));
+    raw.socket.destroy();
+  });
+
+  it('survives random bytes: each connection ends with a protocol close code or a clean TCP close, and the broker serves on', async () => {
+    const r = await broker();
+    const random = rng(42);
+    const codes = new Set<number>();
+    for (let c = 0; c < 40; c++) {
+      const raw = await Raw.open(r.port);
+      await raw.text('Status');
+      // Random bytes, biased towards plausible headers (mask bit set, small lengths) so the
+      // parser gets past the first checks as often as it fails them.
+      const bytes = Buffer.alloc(64 + Math.floor(random() * 2000));
+      for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(random() * 256);
+      if (c % 2 === 0) {
+        bytes[0] = (bytes[0]! & 0x8f) | 0x80;
+        bytes[1] = 0x80 | (bytes[1]! & 0x7f);
+      }
+      await landed(raw.socket, bytes);
+      raw.socket.end();
+      await raw.ended;
+      const close = raw.frames.find((f) => f.opcode === 8);
+      if (close !== undefined) codes.add(close.payload.readUInt16BE(0));
+    }
+    expect([...codes].every((code) => [1002, 1007, 1009].includes(code))).toBe(true);
+    expect(codes.size).toBeGreaterThan(0);
+    await until(() => r.broker.stats().connections === 0, 'every connection gone');
+    const after = await connectAs(r, 'after');
+    expect((await after.request('Ping', {})).type).toBe('Ack');
+    await after.close();
   });
 });
