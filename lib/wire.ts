@@ -80,7 +80,7 @@ export function acceptUpgrade(request: IncomingMessage, socket: Duplex, subproto
 }
 
 /** Close codes an endpoint may send, and so may receive (RFC 6455 §7.4). */
-export function isValidCloseCode(code: number): boolean {
+function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
@@ -434,7 +434,7 @@ function closeFrame(code?: number, reason = ''): Buffer {
 }
 
 /** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5): longer ones are cut and end in '...'. */
-export function truncateReason(reason: string): string {
+function truncateReason(reason: string): string {
   if (Buffer.byteLength(reason) <= 123) return reason;
   let out = reason.slice(0, 120);
   while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);

@@ -93,7 +93,6 @@ class Raw {
   readonly frames: WireFrame[] = [];
   readonly ended: Promise<void>;
   #buf: Buffer;
-  #waiters: Array<() => void> = [];
 
   constructor(readonly socket: net.Socket, rest: Buffer) {
     this.#buf = rest;
@@ -114,7 +113,7 @@ class Raw {
     this.socket.write(Buffer.concat(bytes));
   }
 
-  /** Waits for the first frame from index `from` that passes `test`. */
+  /** Waits for the first frame received that passes `test`. */
   async next(test: (f: WireFrame) => boolean, what: string): Promise<WireFrame> {
     let found: WireFrame | undefined;
     await until(() => (found = this.frames.find(test)) !== undefined, what);
@@ -148,7 +147,6 @@ class Raw {
       if (this.#buf.length < header + length) return;
       this.frames.push({ fin: (this.#buf[0]! & 0x80) !== 0, opcode: this.#buf[0]! & 0x0f, payload: this.#buf.subarray(header, header + length) });
       this.#buf = this.#buf.subarray(header + length);
-      for (const w of this.#waiters.splice(0)) w();
     }
   }
 }
