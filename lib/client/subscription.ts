@@ -185,6 +185,13 @@ export class Subscription {
       this.#busy = false;
       this.#recovering = false;
       if (error instanceof SwitchyardError && (error.code === 'DISCONNECTED' || error.code === 'CLOSED')) return;
+      if (from !== undefined && error instanceof SwitchyardError && error.code === 400) {
+        // The server no longer takes that recovery (the topic keeps no history now): start over.
+        this.#position = undefined;
+        this.#recovered = false;
+        this.sync();
+        return;
+      }
       this.#wanted = false;
       this.#set('unsubscribed');
       this.#events.emit('error', error instanceof SwitchyardError ? error : new SwitchyardError(500, String(error)));
