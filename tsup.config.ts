@@ -9,6 +9,8 @@ export default defineConfig({
     express: 'adapters/express.ts',
     fastify: 'adapters/fastify.ts',
     koa: 'adapters/koa.ts',
+    redis: 'adapters/redis/index.ts',
+    nats: 'adapters/nats.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
