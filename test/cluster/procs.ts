@@ -4,8 +4,12 @@
  * sockets stay open: a silent link).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { reachable } from './services.js';
+
+/** Debian's binaries where they are (sbin may be missing from a CI PATH), else whatever PATH finds. */
+const binary = (name: string, ...paths: string[]) => paths.find((p) => existsSync(p)) ?? name;
 
 /** A port nothing listens on right now. */
 export async function sparePort(): Promise<number> {
@@ -40,12 +44,12 @@ export class OwnServer {
 
   static async redis(): Promise<OwnServer> {
     const port = await sparePort();
-    return new OwnServer('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], port);
+    return new OwnServer(binary('redis-server', '/usr/bin/redis-server'), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], port);
   }
 
   static async nats(): Promise<OwnServer> {
     const port = await sparePort();
-    return new OwnServer('nats-server', ['-a', '127.0.0.1', '-p', String(port)], port);
+    return new OwnServer(binary('nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server'), ['-a', '127.0.0.1', '-p', String(port)], port);
   }
 
   async start(): Promise<void> {
