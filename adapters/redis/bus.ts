@@ -157,6 +157,8 @@ export class RedisBus implements Bus {
       // queueing without bound; the subscriber's SUBSCRIBE waits for the connection.
       enableOfflineQueue: subscriber,
       maxRetriesPerRequest: subscriber ? null : 1,
+      // Publishes made in one turn of the event loop leave in one write.
+      enableAutoPipelining: !subscriber,
     };
     return typeof base === 'string' ? new Redis(base, extra) : new Redis({ ...base, ...extra });
   }
