@@ -119,6 +119,14 @@ export class Link {
     this.#guard(() => this.#observer.gap?.({ since, until, durationMs: until - since, reason: this.#downReason }));
   }
 
+  /**
+   * A transport error. While the link is down, connection errors repeat on every reconnect
+   * attempt and say nothing new (`down` said it): only errors while up are passed on.
+   */
+  error(err: unknown): void {
+    if (this.#downSince === null && !this.#closed) this.#report(err instanceof Error ? err : new Error(String(err)));
+  }
+
   close(): void {
     this.#closed = true;
     clearInterval(this.#ticker);

@@ -73,21 +73,21 @@ export class NatsBus implements Bus {
     const conn = nc;
     const link = new Link(nodeId, handler, observer, {
       send: (frame) => this.#send(frame),
-      rebuild: () => void conn.reconnect().catch((err: unknown) => observer.error?.(asError(err))),
+      rebuild: () => void conn.reconnect().catch((err: unknown) => link.error(err)),
     }, this.#probe);
     this.#link = link;
     this.#sub = conn.subscribe(this.#subject, {
       callback: (err, msg) => {
-        if (err !== null) observer.error?.(err);
+        if (err !== null) link.error(err);
         else link.receive(msg.string());
       },
     });
-    void this.#watch(conn, link, observer);
+    void this.#watch(conn, link);
     // The server has the subscription once a round trip has come back.
     await conn.flush();
   }
 
-  async #watch(nc: NatsConnection, link: Link, observer: BusObserver): Promise<void> {
+  async #watch(nc: NatsConnection, link: Link): Promise<void> {
     for await (const status of nc.status()) {
       if (this.#closed) return;
       switch (status.type) {
@@ -100,11 +100,11 @@ export class NatsBus implements Bus {
         case 'reconnect':
           nc.flush().then(
             () => link.up(),
-            (err: unknown) => observer.error?.(asError(err)),
+            (err: unknown) => link.error(err),
           );
           break;
         case 'error':
-          observer.error?.(new Error(`NATS: ${String(status.data)}`));
+          link.error(new Error(`NATS: ${String(status.data)}`));
           break;
         default:
       }
@@ -130,8 +130,4 @@ export class NatsBus implements Bus {
     // Synchronous in the client (it buffers); a closed connection throws, which rejects here.
     this.#nc!.publish(this.#subject, Buffer.from(frame, 'utf8'));
   }
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }

@@ -18,6 +18,7 @@ interface Node {
   received: BusMessage[];
   downs: Array<{ since: number; reason: string }>;
   gaps: BusGap[];
+  errors: Error[];
 }
 
 let cleanup: Array<() => Promise<void> | void> = [];
@@ -27,9 +28,9 @@ afterEach(async () => {
 });
 
 async function node(bus: Bus): Promise<Node> {
-  const n: Node = { id: `n-${randomUUID().slice(0, 8)}`, bus, received: [], downs: [], gaps: [] };
+  const n: Node = { id: `n-${randomUUID().slice(0, 8)}`, bus, received: [], downs: [], gaps: [], errors: [] };
   cleanup.push(() => bus.close());
-  await bus.start(n.id, (m) => n.received.push(m), { down: (d) => n.downs.push(d), gap: (g) => n.gaps.push(g) });
+  await bus.start(n.id, (m) => n.received.push(m), { down: (d) => n.downs.push(d), gap: (g) => n.gaps.push(g), error: (e) => n.errors.push(e) });
   return n;
 }
 
@@ -99,6 +100,22 @@ describe('RedisBus link faults', () => {
     await until(() => b.gaps.length > 0, 'the rebuilt subscription');
     await getsThrough(a, b, 'after');
     expect(a.downs).toEqual([]);
+  });
+});
+
+describe('RedisBus frames it cannot read', () => {
+  it('reports them and carries on', async () => {
+    const channel = `sy-fault:${randomUUID()}`;
+    const a = await node(new RedisBus({ channel, probeIntervalMs: 0 }));
+    const b = await node(new RedisBus({ channel, probeIntervalMs: 0 }));
+    const stranger = new Redis();
+    cleanup.push(() => void stranger.disconnect());
+    await stranger.publish(channel, 'no node id here');
+    await stranger.publish(channel, 'someone\n{not json');
+    await stranger.publish(channel, 'someone\n?probe of another node');
+    await getsThrough(a, b, 'still fine');
+    expect(b.errors.map((e) => e.message)).toEqual([expect.stringMatching(/no node id/), expect.stringMatching(/unreadable bus frame from someone/)]);
+    expect(b.received.filter((m) => m.kind !== 'notify')).toEqual([]);
   });
 });
 

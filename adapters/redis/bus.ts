@@ -87,9 +87,9 @@ export class RedisBus implements Bus {
     };
     const onClose = () => link.down('subscribing connection closed');
     // ioredis resubscribes by itself too; subscribing again is harmless and tells us when it is done.
-    const onReady = () => void this.#subscribe().then(() => link.up(), (err: unknown) => observer.error?.(asError(err)));
-    const onError = (err: unknown) => observer.error?.(asError(err));
-    const onPubError = (err: unknown) => observer.error?.(asError(err));
+    const onReady = () => void this.#subscribe().then(() => link.up(), (err: unknown) => link.error(err));
+    const onError = (err: unknown) => link.error(err);
+    const onPubError = (err: unknown) => link.error(err);
     sub.on('message', onMessage);
     sub.on('close', onClose);
     sub.on('error', onError);
@@ -167,8 +167,4 @@ export class RedisBus implements Bus {
 function ready(redis: Redis): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve) => redis.once('ready', () => resolve()));
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }
