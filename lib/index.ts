@@ -12,7 +12,7 @@ export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { MemoryBus, MemoryHub } from './memory-bus.js';
 export { writeHttp } from './handshake.js';
 export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
-export type { Bus, BusMessage, BusHandler } from './bus.js';
+export type { Bus, BusMessage, BusHandler, BusGap, BusObserver } from './bus.js';
 export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';
 export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';
 export type {
