@@ -148,6 +148,7 @@ export class BrokerCore implements SessionHost, GateHost {
       host: this,
       socket: socket as Socket,
       head,
+      request: handshake.request,
     });
     try {
       const first = this.connections.add(session);
