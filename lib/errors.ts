@@ -50,6 +50,7 @@ export const ERRORS = {
   SY_ERR_TOKEN_REVOKED: { message: 'token revoked or expired', status: 401, close: 4002, http: 401 },
   SY_ERR_CONNECTION_LIMIT: { message: 'connection limit reached', status: 429, close: 4004, http: 429 },
   SY_ERR_ALREADY_CONNECTED: { message: 'identity already connected', status: 409, close: 4009, http: 409 },
+  SY_ERR_ORIGIN: { message: 'origin not allowed', status: 403, http: 403 },
   SY_ERR_HANDSHAKE_TIMEOUT: { message: 'handshake timed out', status: 408, http: 408 },
   SY_ERR_SLOW_CONSUMER: { message: 'send buffer limit exceeded', status: 503, close: 1013 },
   SY_ERR_POLICY: { message: 'policy violation', status: 400, close: 1008 },

@@ -61,6 +61,11 @@ export class Gate {
       writeHttp(socket, invalid.status, invalid.message, invalid.headers);
       return true;
     }
+    if (endpoint.origin !== undefined && !endpoint.origin(request)) {
+      // Always HTTP, whatever the endpoint's reject policy: a page from another site gets nothing.
+      this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_ORIGIN'));
+      return true;
+    }
     if (this.#host.closed) {
       this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_CLOSED'));
       return true;

@@ -11,6 +11,7 @@ export { hashToken, verifyToken, generateToken, safeEqual, redactUrl } from './a
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { MemoryBus, MemoryHub } from './memory-bus.js';
 export { writeHttp } from './handshake.js';
+export type { AllowedOrigins } from './origin.js';
 export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
 export type { Bus, BusMessage, BusHandler } from './bus.js';
 export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';

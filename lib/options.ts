@@ -2,6 +2,7 @@
 import { BrokerError } from './errors.js';
 import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
+import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
 import type { Store } from './store.js';
@@ -19,6 +20,12 @@ export interface EndpointOptions {
    * upgrade (seed 002). Default `'close'`.
    */
   reject?: 'close' | 'http';
+  /**
+   * Page origins allowed to connect, checked before `authenticate`; others get HTTP 403 before
+   * the upgrade. A list, `'same-origin'` or a predicate (see `AllowedOrigins`). Set it on
+   * every endpoint that authenticates by cookie. Default: any origin.
+   */
+  allowedOrigins?: AllowedOrigins;
   /** Where credentials may come from. Default: header, query and subprotocol. */
   credentials?: CredentialSource[];
   /** Refuse a second connection of the same principal (4009) on this endpoint. Default false. */
@@ -104,6 +111,8 @@ export interface ResolvedEndpoint {
   protocol: Protocol;
   reject: 'close' | 'http';
   credentials: readonly CredentialSource[];
+  /** Undefined when every origin is allowed. */
+  origin: OriginCheck | undefined;
   exclusive: boolean;
   maxConnectionsPerPrincipal: number;
   closeCodes: Readonly<Record<number, number>>;
@@ -148,6 +157,15 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
+function originCheck(allowed: AllowedOrigins | undefined, index: number): OriginCheck | undefined {
+  if (allowed === undefined) return undefined;
+  try {
+    return compileOrigins(allowed);
+  } catch (err) {
+    return fail(`endpoints[${index}].${(err as Error).message}`);
+  }
+}
+
 export function resolveOptions(options: BrokerOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') fail('createBroker needs an options object');
   if (typeof options.authenticate !== 'function') fail('authenticate must be a function');
@@ -184,6 +202,7 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
       protocol: e.protocol,
       reject: e.reject ?? 'close',
       credentials,
+      origin: originCheck(e.allowedOrigins, index),
       exclusive: e.exclusive ?? false,
       maxConnectionsPerPrincipal: positive(`endpoints[${index}].maxConnectionsPerPrincipal`, e.maxConnectionsPerPrincipal, Infinity),
       closeCodes: e.closeCodes ?? {},
