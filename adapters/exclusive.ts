@@ -24,12 +24,14 @@ type Guard = Listener & { listener: Listener; inner: Listener; owner: object };
 export function guardUpgrades(server: EventEmitter, own: Listener, owns: (request: IncomingMessage) => boolean): () => void {
   const owner = {};
   let active = true;
+  const present = (): boolean => server.rawListeners('upgrade').some((fn) => fn === own || (fn as Partial<Guard>).listener === own);
   const isMine = (fn: unknown): fn is Guard => typeof fn === 'function' && (fn as Partial<Guard>).owner === owner;
   const wrap = (fn: Listener): Guard => {
     const original = (fn as Partial<Guard>).listener ?? fn;
     const guard = function (this: unknown, request: IncomingMessage, socket: Duplex, head: Buffer): unknown {
-      // Once detached, a guard left inside someone else's wrapper passes everything on.
-      if (active && owns(request)) return undefined;
+      // Once detached, a guard left inside someone else's wrapper passes everything on; so does
+      // every guard while the broker's own listener is off the server (a host that removed it).
+      if (active && owns(request) && present()) return undefined;
       return fn.call(this, request, socket, head);
     } as Guard;
     guard.listener = original;

@@ -55,7 +55,7 @@ export class Gate {
     }
     if (endpoint === undefined || params === undefined) return false;
     socket.on('error', ignore);
-    const invalid = checkUpgrade(request);
+    const invalid = checkUpgrade(request, endpoint.credentials.includes('subprotocol'));
     if (invalid !== null) {
       this.#host.countRejection();
       writeHttp(socket, invalid.status, invalid.message, invalid.headers);
