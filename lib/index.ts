@@ -1,4 +1,7 @@
-export { Broker, createBroker, reportError, type BrokerEvents, type BrokerStats, type ConnectionInfo, type NotifyTarget } from './broker.js';
+export {
+  Broker, createBroker, reportError, type BrokerEvents, type BrokerStats, type ConnectionDetails, type ConnectionFilter, type ConnectionInfo, type NotifyTarget,
+  type ServerSubscribeOptions,
+} from './broker.js';
 export { envelope, type BinaryHandler, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
 export { tagged, type TaggedOptions } from './protocols/tagged.js';
 export { events, type EventsErrorCode, type EventsOptions } from './protocols/events.js';
