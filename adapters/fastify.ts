@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyRequest, RouteShorthandOptions } from 'fastify';
-import type { Broker, Handshake } from 'switchyard';
+import { adoptLogger, type Broker, type Handshake } from 'switchyard';
 import { attach, endpointPaths, frameworkGate, upgradeResponse } from 'switchyard/http';
 
 export interface FastifySwitchyardOptions {
@@ -30,6 +30,8 @@ export function fastifyRequest(handshake: Handshake): FastifyRequest | undefined
 export const fastifySwitchyard: FastifyPluginAsync<FastifySwitchyardOptions> = async (fastify, options) => {
   const { broker, onRequest, preHandler } = options;
   if (fastify.prefix !== '') throw new Error('fastifySwitchyard: register it without a prefix; endpoint paths are absolute');
+  // The app's logger (pino) is the broker's, unless the broker was given its own.
+  adoptLogger(broker, fastify.log);
   const gate = frameworkGate<FastifyRequest>((req, res) => fastify.routing(req, res), passed);
   for (const url of endpointPaths(broker)) {
     if (fastify.hasRoute({ method: 'GET', url })) {

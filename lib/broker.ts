@@ -13,7 +13,8 @@ import type { ConnectionDetails, ConnectionFilter, ServerSubscribeOptions } from
 import { BrokerCore, type BrokerStats } from './core.js';
 import { BrokerError } from './errors.js';
 import { GuardedEvents, type BrokerEvents, type ConnectionInfo } from './events.js';
-import { silentLogger, type BrokerOptions, type ResolvedLimits } from './options.js';
+import { LoggerSlot, registerLoggerSlot } from './logger.js';
+import type { BrokerOptions, ResolvedLimits } from './options.js';
 import type { DirectResult, PresenceInfo, PublishResult, SubscribeResult } from './protocol.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
 import { assertTopic, type TopicSyntax } from './topics.js';
@@ -34,7 +35,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Prefer `createBroker(options)`. Invalid options throw `SY_ERR_OPTIONS`. */
   constructor(options: BrokerOptions) {
     super();
-    this.#core = new BrokerCore(options, new GuardedEvents(this, options.logger ?? silentLogger));
+    // One slot for every part that logs: pino is adapted, and an adapter may supply a default.
+    const logger = new LoggerSlot(options?.logger);
+    registerLoggerSlot(this, logger);
+    this.#core = new BrokerCore(options && { ...options, logger }, new GuardedEvents(this, logger));
   }
 
   /** True once `close()` was called. */

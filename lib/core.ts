@@ -15,7 +15,8 @@ import { CloseCode } from './errors.js';
 import type { ConnectionInfo, EventSink } from './events.js';
 import { Gate, type GateHost } from './handshake.js';
 import { MemoryStore } from './memory-store.js';
-import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
+import { toLogger } from './logger.js';
+import { resolveOptions, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
 import type { Outbox } from './outbox.js';
 import { PresenceTracker } from './presence.js';
 import { Recovery } from './recovery.js';
@@ -81,7 +82,7 @@ export class BrokerCore implements SessionHost, GateHost {
           void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
       },
       report,
-      options.logger ?? silentLogger,
+      toLogger(options.logger),
     );
     const parts = {
       options: this.options,

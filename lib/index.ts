@@ -14,6 +14,7 @@ export { hashToken, verifyToken, generateToken, safeEqual, redactUrl } from './a
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { MemoryBus, MemoryHub } from './memory-bus.js';
 export { writeHttp } from './handshake.js';
+export { adoptLogger, objectFirst, type ObjectFirstLogger } from './logger.js';
 export type { AllowedOrigins } from './origin.js';
 export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
 export type { Bus, BusMessage, BusHandler } from './bus.js';

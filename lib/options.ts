@@ -7,6 +7,7 @@ import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
 import type { Store } from './store.js';
 import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
+import type { ObjectFirstLogger } from './logger.js';
 import type { Authenticate, Authorize, CredentialSource, Logger } from './types.js';
 
 export interface EndpointOptions {
@@ -100,8 +101,12 @@ export interface BrokerOptions {
   store?: Store;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
-  /** Where the broker reports what it does not throw. Default: silent. */
-  logger?: Logger;
+  /**
+   * Where the broker reports what it does not throw: `{debug, info, warn, error}(msg, ctx)`. A
+   * pino logger (Fastify's `app.log`, `(obj, msg)`) is recognised and adapted; wrap other
+   * `(obj, msg)` loggers in `objectFirst()`. Default: silent (the Fastify plugin: the app's logger).
+   */
+  logger?: Logger | ObjectFirstLogger;
 }
 
 export interface ResolvedEndpoint {
