@@ -41,6 +41,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#core = new BrokerCore(options && { ...options, logger }, new GuardedEvents(this, logger));
   }
 
+  /** This node's id, unique per broker instance: what cluster messages and logs name it by. */
+  get nodeId(): string {
+    return this.#core.nodeId;
+  }
+
   /** True once `close()` was called. */
   get closed(): boolean {
     return this.#core.closed;

@@ -17,7 +17,7 @@ export { writeHttp } from './handshake.js';
 export { adoptLogger, objectFirst, type ObjectFirstLogger } from './logger.js';
 export type { AllowedOrigins } from './origin.js';
 export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
-export type { Bus, BusMessage, BusHandler } from './bus.js';
+export type { Bus, BusMessage, BusHandler, BusGap, BusObserver } from './bus.js';
 export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';
 export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';
 export type {
