@@ -222,6 +222,16 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       } satisfies ErrorFrame);
     },
 
+    // The host changed the connection's subscriptions (broker.subscribe / unsubscribe): the same
+    // Status a Subscribe gets, marked `by: 'server'` so a client never takes it for its own reply.
+    subscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'subscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
+    },
+
+    unsubscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
+    },
+
     tokenExpiring(conn, expiresAt) {
       conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } } satisfies AuthStatusFrame);
     },
