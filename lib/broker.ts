@@ -37,6 +37,8 @@ export interface BrokerStats {
   bufferedBytes: number;
   published: number;
   delivered: number;
+  /** Frames compressed with permessage-deflate: once per delivery per endpoint (and window size), never per subscriber. */
+  deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
 }
@@ -257,6 +259,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       bufferedBytes,
       ...this.#counters,
       delivered: this.#router.delivered,
+      deflated: this.#router.deflated,
     };
   }
 

@@ -6,6 +6,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { findCredentials } from './auth.js';
+import { negotiate, type Negotiated } from './deflate.js';
 import { BrokerError } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
 import { textFrame } from './frame.js';
@@ -61,6 +62,12 @@ export class Gate {
       writeHttp(socket, invalid.status, invalid.message, invalid.headers);
       return true;
     }
+    const negotiated = negotiateCompression(endpoint, request);
+    if (negotiated === 'malformed') {
+      this.#host.countRejection();
+      writeHttp(socket, 400, 'invalid Sec-WebSocket-Extensions header');
+      return true;
+    }
     if (this.#host.closed) {
       this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_CLOSED'));
       return true;
@@ -76,7 +83,7 @@ export class Gate {
       writeHttp(socket, 408, 'handshake timed out');
       return true;
     }
-    void this.#decide(endpoint, params, url, request, socket, head, remaining);
+    void this.#decide(endpoint, params, url, request, socket, head, remaining, negotiated);
     return true;
   }
 
@@ -88,6 +95,7 @@ export class Gate {
     socket: Duplex,
     head: Buffer,
     timeoutMs: number,
+    negotiated: Negotiated | null,
   ): Promise<void> {
     this.#pending.add(socket);
     let timedOut = false;
@@ -145,7 +153,7 @@ export class Gate {
       // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
       socket.cork();
       try {
-        if (acceptUpgrade(request, socket, found.subprotocol)) {
+        if (acceptUpgrade(request, socket, found.subprotocol, negotiated)) {
           socket.removeListener('error', ignore);
           this.#host.open(endpoint, socket, head, accepted, handshake);
         }
@@ -175,7 +183,7 @@ export class Gate {
     // fails a connection whose answer selects none, and would never see the close code.
     const { subprotocol } = findCredentials(request.headers, new URLSearchParams(), endpoint.credentials);
     if (!acceptUpgrade(request, socket, subprotocol)) return;
-    const wire = new Wire(socket, head, this.#options.limits.maxMessageBytes, REFUSED);
+    const wire = new Wire(socket, head, this.#options.limits, REFUSED);
     let frame: string | null = null;
     try {
       frame = endpoint.protocol.refused?.(error) ?? null;
@@ -198,6 +206,13 @@ export class Gate {
 }
 
 function ignore(): void {}
+
+/** permessage-deflate for an endpoint that compresses (RFC 7692 §5): the agreement, none, or a malformed header (400). */
+function negotiateCompression(endpoint: ResolvedEndpoint, request: IncomingMessage): Negotiated | null | 'malformed' {
+  if (endpoint.compression === null) return null;
+  const header = request.headers['sec-websocket-extensions'];
+  return negotiate(Array.isArray(header) ? header.join(', ') : header, endpoint.compression);
+}
 
 /** A refused connection reads only until the client answers its close frame. */
 const REFUSED: WireListener = {

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import { isThenable, type Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, textFrame, type Frame } from './frame.js';
+import { encodeFrame, frameSlot, textFrame, type Frame } from './frame.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
@@ -41,6 +41,8 @@ export class Session implements Connection, WireListener {
   readonly connectedAt = Date.now();
   state: unknown = undefined;
 
+  /** Which of a delivery's frames this connection takes: its endpoint's, compressed or not (lib/router.ts). */
+  readonly frameSlot: number;
   /** Set by the broker's matcher so overlapping subscriptions deliver once per publish. */
   lastDelivery = 0;
   /** Heartbeat: whether a pong (or any frame) arrived since the last ping. */
@@ -89,7 +91,8 @@ export class Session implements Connection, WireListener {
     this.endpoint = init.endpoint;
     this.#host = init.host;
     this.#socket = init.socket;
-    this.#wire = new Wire(init.socket, init.head, init.host.limits.maxMessageBytes, this);
+    this.#wire = new Wire(init.socket, init.head, init.host.limits, this);
+    this.frameSlot = frameSlot(init.endpoint.index, this.#wire.deflateWindowBits);
     const rate = init.host.limits.rate;
     this.#bucket = rate === false ? null : new TokenBucket(rate.perSecond, rate.burst);
   }

@@ -8,13 +8,21 @@
  * event emit or array per message. (`ws` allocates an array per message at one allocation site;
  * once many quiet connections keep theirs alive, V8 pretenures that site and every later message
  * is promoted to the old generation: bench/PROFILING.md.) A frame split across reads is
- * gathered into one buffer of its size, so a slow trickle costs one copy, never one object per
- * read; a fragmented message is gathered into one growing buffer, bounded by `maxPayload`.
+ * gathered into a buffer that grows (doubling) as its bytes arrive, never one reserved at the
+ * size the peer announced: a slow trickle costs a few copies, never one object per read. A
+ * fragmented message is gathered into one growing buffer, bounded by `maxMessageBytes` and by
+ * `maxFragments`. Text is checked as UTF-8 piece by piece when it comes in pieces.
+ *
+ * permessage-deflate (RFC 7692, lib/deflate.ts), when the handshake negotiated it: a message with
+ * RSV1 set is inflated asynchronously, and reading waits for it, so messages keep their order.
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { Inflater, type InflateFailure, type Negotiated } from './deflate.js';
+import { closeFrame, controlFrame, isValidCloseCode, truncateReason } from './frame.js';
+import { Utf8Stream } from './utf8.js';
 
 /** What a wire reports to its owner. Methods, not callbacks: one object per connection, no closures. */
 export interface WireListener {
@@ -61,8 +69,11 @@ export function checkUpgrade(request: IncomingMessage): UpgradeRefusal | null {
   return null;
 }
 
-/** Writes the 101 answer to a request `checkUpgrade` passed. False if the client already left. */
-export function acceptUpgrade(request: IncomingMessage, socket: Duplex, subprotocol: string | undefined): boolean {
+/**
+ * Writes the 101 answer to a request `checkUpgrade` passed. False if the client already left.
+ * `negotiated` is the permessage-deflate agreement (lib/deflate.ts), which the socket's wire reads.
+ */
+export function acceptUpgrade(request: IncomingMessage, socket: Duplex, subprotocol: string | undefined, negotiated: Negotiated | null = null): boolean {
   if (!socket.readable || !socket.writable) {
     socket.destroy();
     return false;
@@ -74,14 +85,11 @@ export function acceptUpgrade(request: IncomingMessage, socket: Duplex, subproto
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
       `Sec-WebSocket-Accept: ${accept}\r\n` +
       (subprotocol === undefined ? '' : `Sec-WebSocket-Protocol: ${subprotocol}\r\n`) +
+      (negotiated === null ? '' : `Sec-WebSocket-Extensions: ${negotiated.answer}\r\n`) +
       '\r\n',
   );
+  if (negotiated !== null) (socket as WiredSocket)[NEGOTIATED] = negotiated;
   return true;
-}
-
-/** Close codes an endpoint may send, and so may receive (RFC 6455 §7.4). */
-function isValidCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
 const OP_CONTINUATION = 0x0;
@@ -90,26 +98,63 @@ const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
+const RSV1 = 0x40;
+
+/** The first allocation for a frame split across reads, before it grows (doubling) as bytes arrive. */
+const FIRST_PARTIAL = 4096;
 
 /** An empty ping, shared by every connection (written as latin1, never modified). */
 const PING = String.fromCharCode(0x80 | OP_PING, 0);
 
 const WIRE = Symbol('switchyard.wire');
-type WiredSocket = Duplex & { [WIRE]?: Wire };
+const NEGOTIATED = Symbol('switchyard.negotiated');
+type WiredSocket = Duplex & { [WIRE]?: Wire; [NEGOTIATED]?: Negotiated };
+
+/** The limits a wire enforces (a broker's resolved limits fit). */
+export interface WireLimits {
+  /** Largest message, in bytes (compressed and, once inflated, uncompressed). */
+  maxMessageBytes: number;
+  /** Most frames one message may come in. */
+  maxFragments: number;
+}
 
 /** One upgraded connection's framing: reads frames, answers pings and closes, writes control frames. */
 export class Wire {
   readonly #socket: WiredSocket;
   readonly #maxPayload: number;
+  readonly #maxFragments: number;
   readonly #listener: WireListener;
-  /** A frame split across reads: its header so far (`#need` 0), or a buffer of its full size. */
+  /**
+   * A frame split across reads: its header so far (`#need` 0), or its bytes so far in a buffer
+   * that grows as they arrive, up to the frame's size (`#need`). Nothing is reserved for bytes
+   * the peer has only announced.
+   */
   #partial: Buffer | null = null;
   #filled = 0;
   #need = 0;
+  /** Header length (mask key included) of the partial frame, and its payload bytes unmasked so far. */
+  #partialHeader = 0;
+  #unmasked = 0;
+  #partialOpcode = 0;
+  #partialFin = false;
+  /** The partial frame is uncompressed text, checked as UTF-8 as it arrives. */
+  #partialText = false;
   /** A fragmented message being gathered. */
   #fragments: Buffer | null = null;
   #fragmentBytes = 0;
+  #fragmentCount = 0;
   #fragmentBinary = false;
+  /** The message being read has RSV1 set (permessage-deflate). */
+  #compressed = false;
+  /** UTF-8 of a text message that arrives in pieces; allocated on first use. */
+  #utf8: Utf8Stream | null = null;
+  readonly #negotiated: Negotiated | null;
+  #inflater: Inflater | null = null;
+  /** A message is being inflated: reading waits, what arrives meanwhile is kept in `#stash`. */
+  #inflating = false;
+  #inflatingBinary = false;
+  #stash: Buffer | null = null;
+  #ownerPaused = false;
   #reading = true;
   /** The peer broke the protocol: its bytes are no longer read, only its FIN awaited. */
   #failed = false;
@@ -119,10 +164,12 @@ export class Wire {
   #reason = '';
 
   /** Takes over `socket`; `head` is what the client sent after its request (frames already). */
-  constructor(socket: Duplex, head: Buffer, maxPayload: number, listener: WireListener) {
+  constructor(socket: Duplex, head: Buffer, limits: WireLimits, listener: WireListener) {
     this.#socket = socket;
-    this.#maxPayload = maxPayload;
+    this.#maxPayload = limits.maxMessageBytes;
+    this.#maxFragments = limits.maxFragments;
     this.#listener = listener;
+    this.#negotiated = (socket as WiredSocket)[NEGOTIATED] ?? null;
     (socket as WiredSocket)[WIRE] = this;
     const tcp = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
     tcp.setTimeout?.(0);
@@ -139,6 +186,11 @@ export class Wire {
   /** True until this side has sent its close frame (data frames may not follow one). */
   get open(): boolean {
     return !this.#closeSent && !this.#socket.destroyed;
+  }
+
+  /** The permessage-deflate window this side compresses with (8–15), or 0 without compression. */
+  get deflateWindowBits(): number {
+    return this.#negotiated === null ? 0 : this.#negotiated.serverWindowBits;
   }
 
   /** Sends a close frame, or ends the socket if the peer's came first. Throws on a code not allowed on the wire. */
@@ -162,32 +214,36 @@ export class Wire {
 
   /** Stops reading from the socket (frames of a read already in hand are still delivered). */
   pause(): void {
+    this.#ownerPaused = true;
     this.#socket.pause();
   }
 
   resume(): void {
-    this.#socket.resume();
+    this.#ownerPaused = false;
+    if (!this.#inflating) this.#socket.resume();
   }
 
   /** @internal The socket's data. */
   read(chunk: Buffer): void {
     if (!this.#reading) return;
+    if (this.#inflating) {
+      this.#stash = this.#stash === null ? chunk : Buffer.concat([this.#stash, chunk]);
+      return;
+    }
     let buf = chunk;
     let offset = 0;
-    const partial = this.#partial;
-    if (partial !== null) {
+    if (this.#partial !== null) {
       if (this.#need === 0) {
         // Only a few header bytes were kept: prefix them.
-        buf = Buffer.concat([partial, chunk]);
+        buf = Buffer.concat([this.#partial, chunk]);
         this.#partial = null;
       } else {
-        const n = Math.min(chunk.length, this.#need - this.#filled);
-        chunk.copy(partial, this.#filled, 0, n);
-        this.#filled += n;
-        if (this.#filled < this.#need) return;
-        this.#partial = null;
-        this.#parse(partial, 0);
-        offset = n;
+        offset = this.#fill(chunk);
+        if (this.#partial !== null || !this.#reading) return;
+        if (this.#inflating) {
+          if (offset < chunk.length) this.#stash = chunk.subarray(offset);
+          return;
+        }
       }
     }
     this.#parse(buf, offset);
@@ -197,6 +253,10 @@ export class Wire {
   #parse(buf: Buffer, offset: number): void {
     const end = buf.length;
     while (this.#reading && offset < end) {
+      if (this.#inflating) {
+        this.#stash = buf.subarray(offset);
+        return;
+      }
       const left = end - offset;
       if (left < 2) {
         this.#keepHeader(buf, offset);
@@ -224,20 +284,17 @@ export class Wire {
         this.#fail(problem.code, problem.message);
         return;
       }
-      if (left < header + length) {
-        // Gathered into one buffer of the frame's size: one copy however it trickles in.
-        const whole = Buffer.allocUnsafe(header + length);
-        buf.copy(whole, 0, offset, end);
-        this.#partial = whole;
-        this.#filled = left;
-        this.#need = header + length;
+      const whole = left >= header + length;
+      if (opcode < OP_CLOSE) this.#begin(b0, opcode, fin, whole);
+      if (!whole) {
+        this.#startPartial(buf, offset, header, length, opcode, fin);
         return;
       }
       const start = offset + header;
       offset = start + length;
       const payload = buf.subarray(start, offset);
       unmask(payload, buf, start - 4);
-      this.#frame(opcode, fin, payload);
+      this.#frame(opcode, fin, payload, false);
     }
   }
 
@@ -246,8 +303,79 @@ export class Wire {
     this.#need = 0;
   }
 
+  /** A data frame's header passed the checks: note what kind of message it starts or continues. */
+  #begin(b0: number, opcode: number, fin: boolean, whole: boolean): void {
+    if (opcode === OP_CONTINUATION) {
+      this.#fragmentCount++;
+      return;
+    }
+    this.#compressed = (b0 & RSV1) !== 0;
+    this.#fragmentCount = 1;
+    // Text that arrives in pieces is checked piece by piece (RFC 6455 §8.1: fail fast).
+    if (opcode === OP_TEXT && !this.#compressed && (!fin || !whole)) (this.#utf8 ??= new Utf8Stream()).reset();
+  }
+
+  /** Keeps the start of a frame that continues in later reads, in a buffer sized for what came. */
+  #startPartial(buf: Buffer, offset: number, header: number, length: number, opcode: number, fin: boolean): void {
+    const left = buf.length - offset;
+    const need = header + length;
+    const partial = Buffer.allocUnsafe(Math.min(need, Math.max(left, FIRST_PARTIAL)));
+    buf.copy(partial, 0, offset);
+    this.#partial = partial;
+    this.#filled = left;
+    this.#need = need;
+    this.#partialHeader = header;
+    this.#unmasked = 0;
+    this.#partialOpcode = opcode;
+    this.#partialFin = fin;
+    this.#partialText =
+      opcode < OP_CLOSE && !this.#compressed && (opcode === OP_TEXT || (opcode === OP_CONTINUATION && !this.#fragmentBinary));
+    this.#advancePartial();
+  }
+
+  /** Adds a read to the partial frame; returns the bytes of `chunk` it took. */
+  #fill(chunk: Buffer): number {
+    let partial = this.#partial!;
+    const n = Math.min(chunk.length, this.#need - this.#filled);
+    const filled = this.#filled + n;
+    if (filled > partial.length) {
+      // Doubling, capped at the frame's size: at most log2(size / 4 KiB) copies, ≤ 2× the bytes.
+      const grown = Buffer.allocUnsafe(Math.min(this.#need, Math.max(filled, partial.length * 2)));
+      partial.copy(grown, 0, 0, this.#filled);
+      partial = this.#partial = grown;
+    }
+    chunk.copy(partial, this.#filled, 0, n);
+    this.#filled = filled;
+    this.#advancePartial();
+    return n;
+  }
+
+  /** Unmasks (and, for text, checks) what arrived of the partial frame; hands it on once complete. */
+  #advancePartial(): void {
+    const partial = this.#partial!;
+    const header = this.#partialHeader;
+    const from = header + this.#unmasked;
+    if (this.#filled > from) {
+      const piece = partial.subarray(from, this.#filled);
+      unmask(piece, partial, header - 4, this.#unmasked);
+      this.#unmasked += piece.length;
+      if (this.#partialText && !this.#utf8!.push(piece)) {
+        this.#fail(1007, 'text message is not valid UTF-8');
+        return;
+      }
+    }
+    if (this.#filled < this.#need) return;
+    this.#partial = null;
+    this.#frame(this.#partialOpcode, this.#partialFin, partial.subarray(header, this.#need), this.#partialText);
+  }
+
   #check(b0: number, b1: number, opcode: number, fin: boolean, length: number): { code: number; message: string } | null {
-    if ((b0 & 0x70) !== 0) return { code: 1002, message: 'RSV bits set without an extension' };
+    if ((b0 & 0x70) !== 0) {
+      // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6).
+      if ((b0 & 0x70) !== RSV1 || this.#negotiated === null || (opcode !== OP_TEXT && opcode !== OP_BINARY)) {
+        return { code: 1002, message: 'RSV bits set without an extension' };
+      }
+    }
     if ((b1 & 0x80) === 0) return { code: 1002, message: 'client frames must be masked' };
     if (opcode >= OP_CLOSE) {
       if (opcode > OP_PONG) return { code: 1002, message: `unknown opcode ${opcode}` };
@@ -257,6 +385,8 @@ export class Wire {
     }
     if (opcode === OP_CONTINUATION) {
       if (this.#fragments === null) return { code: 1002, message: 'continuation frame with no message to continue' };
+      // Each frame costs a header and a call however small: the count is bounded as the bytes are.
+      if (this.#fragmentCount >= this.#maxFragments) return { code: 1009, message: `message in more than ${this.#maxFragments} fragments` };
     } else if (opcode === OP_TEXT || opcode === OP_BINARY) {
       if (this.#fragments !== null) return { code: 1002, message: 'new message before the fragmented one ended' };
     } else {
@@ -266,27 +396,36 @@ export class Wire {
     return null;
   }
 
-  #frame(opcode: number, fin: boolean, payload: Buffer): void {
+  /** A whole frame; `checked` when its text was already checked as UTF-8 as it arrived. */
+  #frame(opcode: number, fin: boolean, payload: Buffer, checked: boolean): void {
     switch (opcode) {
       case OP_TEXT:
       case OP_BINARY:
         if (fin) {
-          this.#message(payload, opcode === OP_BINARY);
-        } else {
-          this.#fragments = Buffer.allocUnsafe(Math.min(this.#maxPayload, Math.max(payload.length * 2, 256)));
-          this.#fragmentBinary = opcode === OP_BINARY;
-          this.#append(payload);
+          this.#message(payload, opcode === OP_BINARY, checked);
+          return;
         }
-        return;
-      case OP_CONTINUATION:
+        this.#fragmentBinary = opcode === OP_BINARY;
+        if (!checked && !this.#fragmentBinary && !this.#compressed && !this.#utf8!.push(payload)) {
+          this.#fail(1007, 'text message is not valid UTF-8');
+          return;
+        }
+        this.#fragments = Buffer.allocUnsafe(Math.min(this.#maxPayload, Math.max(payload.length * 2, 256)));
         this.#append(payload);
-        if (fin) {
-          const message = this.#fragments!.subarray(0, this.#fragmentBytes);
-          this.#fragments = null;
-          this.#fragmentBytes = 0;
-          this.#message(message, this.#fragmentBinary);
-        }
         return;
+      case OP_CONTINUATION: {
+        if (!checked && !this.#fragmentBinary && !this.#compressed && !this.#utf8!.push(payload)) {
+          this.#fail(1007, 'text message is not valid UTF-8');
+          return;
+        }
+        this.#append(payload);
+        if (!fin) return;
+        const message = this.#fragments!.subarray(0, this.#fragmentBytes);
+        this.#fragments = null;
+        this.#fragmentBytes = 0;
+        this.#message(message, this.#fragmentBinary, true);
+        return;
+      }
       case OP_PING:
         if (!this.#closeSent) this.#socket.write(controlFrame(OP_PONG, payload));
         return;
@@ -310,12 +449,45 @@ export class Wire {
     this.#fragmentBytes = bytes;
   }
 
-  #message(data: Buffer, isBinary: boolean): void {
-    if (!isBinary && !isUtf8(data)) {
+  /** A complete message; `streamed` when its text went through the UTF-8 stream piece by piece. */
+  #message(data: Buffer, isBinary: boolean, streamed: boolean): void {
+    if (this.#compressed) {
+      this.#inflate(data, isBinary);
+      return;
+    }
+    if (!isBinary && (streamed ? !this.#utf8!.end() : !isUtf8(data))) {
       this.#fail(1007, 'text message is not valid UTF-8');
       return;
     }
     this.#listener.receive(data, isBinary);
+  }
+
+  /** Inflates a compressed message; reading waits until it is delivered, so messages keep their order. */
+  #inflate(data: Buffer, isBinary: boolean): void {
+    this.#inflating = true;
+    this.#inflatingBinary = isBinary;
+    this.#socket.pause();
+    // `data` may be a view of a read buffer: only later frames' bytes in it are touched meanwhile.
+    (this.#inflater ??= new Inflater(this.#maxPayload, this.#negotiated!)).inflate(data, this);
+  }
+
+  /** @internal The inflater's answer for the message being inflated. */
+  inflated(failure: InflateFailure | null, message: Buffer | null): void {
+    this.#inflating = false;
+    if (!this.#reading) return;
+    if (failure !== null) {
+      this.#fail(failure.code, failure.message);
+      return;
+    }
+    if (!this.#inflatingBinary && !isUtf8(message!)) {
+      this.#fail(1007, 'text message is not valid UTF-8');
+      return;
+    }
+    this.#listener.receive(message!, this.#inflatingBinary);
+    const stash = this.#stash;
+    this.#stash = null;
+    if (stash !== null) this.read(stash);
+    if (!this.#inflating && !this.#ownerPaused && this.#reading) this.#socket.resume();
   }
 
   /** The peer's close frame: answer it (if this side has not closed yet) and end the socket. */
@@ -349,10 +521,19 @@ export class Wire {
   #fail(code: number, message: string): void {
     this.#reading = false;
     this.#failed = true;
-    this.#partial = null;
-    this.#fragments = null;
+    this.#release();
     this.#listener.protocolError(code, message);
     if (this.#closeSent && !this.#socket.writableEnded) this.#socket.end();
+    // A wire paused for inflation must still see the peer's FIN.
+    if (!this.#ownerPaused) this.#socket.resume();
+  }
+
+  #release(): void {
+    this.#partial = null;
+    this.#fragments = null;
+    this.#stash = null;
+    this.#inflater?.close();
+    this.#inflater = null;
   }
 
   /** @internal The peer ended its side, with or without a close frame first. */
@@ -373,8 +554,7 @@ export class Wire {
   /** @internal */
   closed(): void {
     this.#reading = false;
-    this.#partial = null;
-    this.#fragments = null;
+    this.#release();
     this.#listener.socketClosed(this.#code, this.#reason);
   }
 }
@@ -396,12 +576,15 @@ function onFinish(this: WiredSocket): void {
   this[WIRE]!.finished();
 }
 
-/** Unmasks `payload` in place with the 4-byte key at `buf[at]` (RFC 6455 §5.3). */
-function unmask(payload: Buffer, buf: Buffer, at: number): void {
-  const m0 = buf[at]!;
-  const m1 = buf[at + 1]!;
-  const m2 = buf[at + 2]!;
-  const m3 = buf[at + 3]!;
+/**
+ * Unmasks `payload` in place with the 4-byte key at `buf[at]` (RFC 6455 §5.3); `phase` is the
+ * payload offset of `payload[0]` when a frame is unmasked piece by piece as it arrives.
+ */
+function unmask(payload: Buffer, buf: Buffer, at: number, phase = 0): void {
+  const m0 = buf[at + (phase & 3)]!;
+  const m1 = buf[at + ((phase + 1) & 3)]!;
+  const m2 = buf[at + ((phase + 2) & 3)]!;
+  const m3 = buf[at + ((phase + 3) & 3)]!;
   const n = payload.length;
   let i = 0;
   for (; i + 3 < n; i += 4) {
@@ -413,30 +596,4 @@ function unmask(payload: Buffer, buf: Buffer, at: number): void {
   if (i < n) payload[i] = payload[i]! ^ m0;
   if (i + 1 < n) payload[i + 1] = payload[i + 1]! ^ m1;
   if (i + 2 < n) payload[i + 2] = payload[i + 2]! ^ m2;
-}
-
-/** An unmasked control frame (payload up to 125 bytes). */
-function controlFrame(opcode: number, payload: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(2 + payload.length);
-  frame[0] = 0x80 | opcode;
-  frame[1] = payload.length;
-  payload.copy(frame, 2);
-  return frame;
-}
-
-/** A close frame: empty, or a code and a reason of at most 123 bytes. */
-function closeFrame(code?: number, reason = ''): Buffer {
-  if (code === undefined) return controlFrame(OP_CLOSE, Buffer.alloc(0));
-  const payload = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
-  payload.writeUInt16BE(code, 0);
-  payload.write(reason, 2);
-  return controlFrame(OP_CLOSE, payload);
-}
-
-/** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5): longer ones are cut and end in '...'. */
-function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  let out = reason.slice(0, 120);
-  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
-  return out + '...';
 }
