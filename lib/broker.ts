@@ -15,6 +15,8 @@ import { grantsAllow } from './grants.js';
 import { Gate } from './handshake.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedOptions } from './options.js';
+import { redactContext, redactError } from './auth.js';
+import { splitTarget } from './path.js';
 import { PresenceTracker } from './presence.js';
 import type { Delivery, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import { Session, type SessionHost } from './session.js';
@@ -129,10 +131,10 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
     return this.options.endpoints.map((e) => e.pattern);
   }
 
-  /** Whether an endpoint's pattern matches this request URL's path (malformed parameters included). */
+  /** Whether an endpoint's pattern matches this request-target's path (malformed parameters included; non-canonical paths never). */
   owns(url: string): boolean {
-    const { pathname } = new URL(url, 'http://localhost');
-    return this.options.endpoints.some((e) => e.match(pathname) !== null);
+    const target = splitTarget(url);
+    return target !== null && this.options.endpoints.some((e) => e.match(target.path) !== null);
   }
 
   /**
@@ -311,7 +313,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       this.#router.add(p, session, request.filter);
     }
     if (request.recover.length === 0) return result();
-    const recovered: Record<string, boolean> = {};
+    const recovered = Object.create(null) as Record<string, boolean>; // a topic may be named __proto__
     for (const [topic, since] of request.recover) recovered[topic] = await this.#replay(session, topic, since);
     return { ...result(), recovered };
   }
@@ -392,10 +394,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   }
 
   reportError(error: unknown, context: Record<string, unknown>): void {
-    const err = (error instanceof Error ? error : new Error(String(error))) as Error & { context?: Record<string, unknown> };
-    err.context = context;
+    // Redacted before it leaves: nothing switchyard reports carries a credential (issue 16).
+    const err = redactError(error instanceof Error ? error : new Error(String(error))) as Error & { context?: Record<string, unknown> };
+    err.context = redactContext(context);
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.#logger.error(err.message, { ...context, error: err });
+    else this.#logger.error(err.message, { ...err.context, error: err });
   }
 
   countRejection(): void {

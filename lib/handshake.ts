@@ -5,7 +5,8 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { findCredentials } from './auth.js';
+import { findCredentials, redactError } from './auth.js';
+import { splitTarget } from './path.js';
 import { BrokerError } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
 import { textFrame } from './frame.js';
@@ -39,11 +40,14 @@ export class Gate {
 
   /** Returns false when no endpoint owns the request's path (it is left to others). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, deadline?: number): boolean {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    // The raw target, never `new URL()`: it resolves `..` (finding 9 of issue 16) and throws on
+    // targets it cannot parse, with the whole target (token included) in the error (finding 1).
+    const target = splitTarget(request.url ?? '/');
+    if (target === null) return false;
     let endpoint: ResolvedEndpoint | undefined;
     let params: Record<string, string> | undefined;
     for (const candidate of this.#options.endpoints) {
-      const match = candidate.match(url.pathname);
+      const match = candidate.match(target.path);
       if (match === null) continue;
       if (match === 'malformed') {
         writeHttp(socket, 400, 'malformed path parameter');
@@ -76,14 +80,14 @@ export class Gate {
       writeHttp(socket, 408, 'handshake timed out');
       return true;
     }
-    void this.#decide(endpoint, params, url, request, socket, head, remaining);
+    void this.#decide(endpoint, params, new URLSearchParams(target.query), request, socket, head, remaining);
     return true;
   }
 
   async #decide(
     endpoint: ResolvedEndpoint,
     params: Record<string, string>,
-    url: URL,
+    searchParams: URLSearchParams,
     request: IncomingMessage,
     socket: Duplex,
     head: Buffer,
@@ -97,10 +101,16 @@ export class Gate {
       this.#host.countRejection();
       writeHttp(socket, 408, 'handshake timed out');
     }, timeoutMs);
+    // The presented token, redacted from whatever the host's hook throws before it is reported.
+    let secret: string | undefined;
+    const report = (err: unknown, context: Record<string, unknown>): void =>
+      this.#host.reportError(err instanceof Error ? redactError(err, [secret]) : err, context);
     try {
-      const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
-      const query: Record<string, string> = {};
-      for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
+      const found = findCredentials(request.headers, searchParams, endpoint.credentials);
+      secret = found.credentials?.token;
+      // Null prototype: `constructor`, `toString` or `__proto__` are keys like any other (finding 10).
+      const query: Record<string, string> = Object.create(null) as Record<string, string>;
+      for (const [key, value] of searchParams) if (key !== 'token' && !Object.hasOwn(query, key)) query[key] = value;
       const handshake: Handshake = {
         credentials: found.credentials,
         headers: request.headers,
@@ -120,7 +130,7 @@ export class Gate {
         // A BrokerError is the host's chosen refusal (e.g. SY_ERR_INVALID_CREDENTIALS for a 403
         // even without credentials); anything else is a failure of the hook.
         if (err instanceof BrokerError) throw err;
-        this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+        report(err, { during: 'authenticate', path: endpoint.pattern });
         throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
       }
       if (timedOut || socket.destroyed) return;
@@ -129,7 +139,7 @@ export class Gate {
       }
       if (typeof principal !== 'object' || typeof principal.id !== 'string' || principal.id === '') {
         const err = new TypeError('authenticate must resolve to null or a principal with a non-empty string id');
-        this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+        report(err, { during: 'authenticate', path: endpoint.pattern });
         throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
       }
       if (this.#host.closed) throw new BrokerError('SY_ERR_CLOSED');
@@ -155,7 +165,7 @@ export class Gate {
     } catch (err) {
       if (timedOut || socket.destroyed) return;
       const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
-      if (!(err instanceof BrokerError)) this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
+      if (!(err instanceof BrokerError)) report(err, { during: 'handshake', path: endpoint.pattern });
       this.#refuse(endpoint, request, socket, head, error);
     } finally {
       clearTimeout(timer);

@@ -106,7 +106,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     Broadcast(conn, req) {
       const data = requireObject(req.data, 'Broadcast');
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
-      if (!('payload' in data)) throw bad('Broadcast needs data.payload');
+      if (!Object.hasOwn(data, 'payload')) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
       const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
       return isThenable(result) ? Promise.resolve(result).then((r) => published(conn, req, r)) : published(conn, req, result);
@@ -115,7 +115,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     async DirectMessage(conn, req) {
       const data = requireObject(req.data, 'DirectMessage');
       if (typeof data.target_user !== 'string' || data.target_user === '') throw bad('DirectMessage needs data.target_user (a non-empty string)');
-      if (!('payload' in data)) throw bad('DirectMessage needs data.payload');
+      if (!Object.hasOwn(data, 'payload')) throw bad('DirectMessage needs data.payload');
       const result = await conn.sendDirect(data.target_user, data.payload);
       if (result.deliveredTo.length === 0) {
         throw new BrokerError('SY_ERR_NOT_FOUND', `User ${data.target_user} not found or not connected`, {

@@ -155,6 +155,6 @@ function policy(message: string): BrokerError {
 function parse(raw: Buffer): { tag: string; message: unknown } {
   const frame = parseObject(raw, 'a {"tag", "message"} frame');
   if (typeof frame.tag !== 'string' || frame.tag === '') throw policy('"tag" must be a non-empty string');
-  if (!('message' in frame)) throw policy('a frame needs a "message"');
+  if (!Object.hasOwn(frame, 'message')) throw policy('a frame needs a "message"');
   return { tag: frame.tag, message: frame.message };
 }
