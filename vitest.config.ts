@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^switchyard\/express$/, replacement: here('./adapters/express.ts') },
       { find: /^switchyard\/fastify$/, replacement: here('./adapters/fastify.ts') },
       { find: /^switchyard\/koa$/, replacement: here('./adapters/koa.ts') },
+      { find: /^switchyard\/client$/, replacement: here('./lib/client/index.ts') },
     ],
   },
   test: {

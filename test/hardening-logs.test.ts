@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createBroker, envelope, type Broker, type BrokerOptions } from 'switchyard';
 import { attach } from 'switchyard/http';
 import { Capture, rawUpgrade } from './hardening-helpers.js';
+import { redactContext, redactError, redactUrl } from '../lib/auth.js';
 
 const SECRET = 'SeCrEt-t0ken-4f9a';
 
@@ -53,6 +54,7 @@ const HOSTILE: Array<{ target: string; headers?: Record<string, string> }> = [
   { target: `/ws`, headers: { 'Sec-WebSocket-Protocol': `Token, ${SECRET}` } },
   { target: `/ws/throws?token=${SECRET}` },
   { target: `/ws/bad-principal?token=${SECRET}` },
+  { target: `/ws/url-error?token=${SECRET}` },
 ];
 
 function options(): BrokerOptions {
@@ -61,12 +63,15 @@ function options(): BrokerOptions {
       { path: '/ws', protocol: envelope() },
       { path: '/ws/throws', protocol: envelope() },
       { path: '/ws/bad-principal', protocol: envelope() },
+      { path: '/ws/url-error', protocol: envelope() },
       { path: '/dev/:id', protocol: envelope() },
     ],
     authenticate: (h) => {
       // A careless host: its errors quote the credentials it was given.
       if (h.path === '/ws/throws') throw new Error(`lookup failed for ${h.credentials?.token} at ${h.request.url}`);
       if (h.path === '/ws/bad-principal') return { id: 42 } as never;
+      // A host that parses the target itself: Node's ERR_INVALID_URL carries it in `input`.
+      if (h.path === '/ws/url-error') new URL(`//[${h.request.url}`, 'http://localhost');
       return null;
     },
   };
@@ -96,19 +101,21 @@ describe('no credential in any log or error event (issue 16, finding 1)', () => 
 });
 
 describe('redaction helpers', () => {
-  it('reportError redacts a Node ERR_INVALID_URL error, its input included, before logging it', async () => {
-    const capture = new Capture();
-    const { broker } = await serve({ ...options(), logger: capture.logger });
-    let urlError: unknown;
+  it('redactError cleans a Node ERR_INVALID_URL (its input included) and a cause chain; redactUrl decodes names', () => {
+    let urlError: Error | undefined;
     try {
       new URL(`//[?token=${SECRET}`, 'http://localhost');
     } catch (err) {
-      urlError = err;
+      urlError = err as Error;
     }
-    broker.reportError(urlError, { during: 'test', url: `/ws?access_token=${SECRET}` });
-    broker.reportError(new Error('outer', { cause: new Error(`inner /ws?%74oken=${SECRET}`) }), {});
-    expect(capture.lines.length).toBe(2);
+    const capture = new Capture();
+    capture.add('error', '', redactError(urlError!));
+    capture.add('error', '', redactError(new Error('outer', { cause: new Error(`inner /ws?%74oken=${SECRET}`) })));
+    capture.add('error', '', redactError(new Error(`bare ${SECRET}`), [SECRET]));
+    capture.add('error', '', redactContext({ url: `/ws?access_token=${SECRET}` }));
     expect(capture.containing(SECRET)).toEqual([]);
-    expect(capture.lines.join('\n')).toContain('[redacted]');
+    expect(redactUrl(`/ws?a=1&TOKEN=${SECRET}&b=2`)).toBe('/ws?a=1&TOKEN=[redacted]&b=2');
+    const frozen = Object.freeze(new Error(`/ws?token=${SECRET}`));
+    expect(redactError(frozen).message).toBe('/ws?token=[redacted]');
   });
 });

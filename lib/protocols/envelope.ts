@@ -10,6 +10,11 @@ import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
 import type { HistoryRecord } from '../store.js';
+// The one definition of every frame's shape, shared with switchyard/client: the frames built
+// here are checked against it (`satisfies`); the hand-written hot-path templates follow it too.
+import type {
+  AuthStatusFrame, DirectMessageFrame, ErrorFrame, HistoryFrame, HistoryMessage, NotificationFrame, PresenceFrame, StatusFrame,
+} from './envelope-frames.js';
 
 /** A handler for an `X-…` custom type; its result (if not undefined) is returned in the Ack as `result`. */
 export type CustomHandler = (conn: Connection, data: unknown) => unknown;
@@ -63,6 +68,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
   const handlers: Record<string, Handler> = {
     Ping(conn, req) {
       const data = optionalObject(req.data, 'Ping');
+      // Echoes whatever timestamp the client sent (seed 001's PongFrame says a number; we do not police it).
       conn.send({ type: 'Pong', data: { timestamp: data?.timestamp ?? Date.now() } });
       ack(conn, req, { status: 'ok' });
     },
@@ -90,14 +96,14 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       conn.send({
         type: 'History',
         data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, complete: page.complete },
-      });
+      } satisfies HistoryFrame);
       ack(conn, req, { status: 'ok' });
     },
 
     async Presence(conn, req) {
       const data = requireObject(req.data, 'Presence');
       const ids = stringArray(data.user_ids ?? (typeof data.user_id === 'string' ? [data.user_id] : undefined), 'Presence', 'data.user_ids');
-      for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info });
+      for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info } satisfies PresenceFrame);
       ack(conn, req, { status: 'ok' });
     },
 
@@ -105,7 +111,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       const data = requireObject(req.data, 'Unsubscribe');
       const topics = stringArray(data.topics, 'Unsubscribe', 'data.topics');
       const result = conn.unsubscribe(topics);
-      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active } } });
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active } } } satisfies StatusFrame);
       ack(conn, req, { status: 'ok' });
     },
 
@@ -176,9 +182,9 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
           return JSON.stringify({
             type: 'DirectMessage',
             data: { from_user: delivery.from, payload: delivery.payload, metadata: { sent_at: delivery.sentAt, message_id: delivery.messageId } },
-          });
+          } satisfies DirectMessageFrame);
         case 'notification':
-          return JSON.stringify({ type: 'Notification', data: delivery.data });
+          return JSON.stringify({ type: 'Notification', data: delivery.data } satisfies NotificationFrame);
       }
     },
 
@@ -193,18 +199,18 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
         conn.state = undefined;
       }
       const details = { ...error.details, ...(id !== undefined && { message_id: id }) };
-      conn.send({ type: 'Error', data: { code: error.status, message: error.message, details } });
+      conn.send({ type: 'Error', data: { code: error.status, message: error.message, details } } satisfies ErrorFrame);
     },
 
     permissionLost(conn, patterns) {
       conn.send({
         type: 'Error',
         data: { code: 403, message: `permission revoked; unsubscribed from ${patterns.join(', ')}`, details: { topics: patterns } },
-      });
+      } satisfies ErrorFrame);
     },
 
     tokenExpiring(conn, expiresAt) {
-      conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } });
+      conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } } satisfies AuthStatusFrame);
     },
   };
 }
@@ -247,7 +253,7 @@ async function receiveBinary(conn: Connection, raw: Buffer, handlers: NonNullabl
     await handler(conn, data);
   }
   const checksum = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  conn.send({ type: 'Status', data: { status: 'binary_received', details: { size: data.length, type, checksum, ...extra } } });
+  conn.send({ type: 'Status', data: { status: 'binary_received', details: { size: data.length, type, checksum, ...extra } } } satisfies StatusFrame);
 }
 
 function binaryFrame(code: number, name: string, data: Buffer): Buffer {
@@ -261,7 +267,7 @@ function binaryFrame(code: number, name: string, data: Buffer): Buffer {
   return out;
 }
 
-function historyMessage(record: HistoryRecord) {
+function historyMessage(record: HistoryRecord): HistoryMessage {
   return {
     payload: record.binary === undefined ? record.payload : { binary: record.binary.toString('base64') },
     metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset },
