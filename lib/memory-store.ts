@@ -7,8 +7,9 @@
  * (no promise per publish), and a topic's history is a window over an array that is compacted
  * now and then, so trimming the oldest record costs O(1) amortised.
  */
+import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { HistoryLimits, HistoryPage, HistoryQuery, HistoryRecord, QueuedDirect, Store } from './store.js';
+import { positionOf, type HistoryLimits, type HistoryPage, type HistoryQuery, type HistoryRecord, type QueuedDirect, type Store } from './store.js';
 
 export interface MemoryStoreOptions {
   /** Most queued direct messages per principal; older ones are dropped first. Default 100. */
@@ -44,6 +45,7 @@ interface TopicHistory {
   start: number;
   /** Offset the next record gets. */
   next: number;
+  epoch: string;
 }
 
 export class MemoryStore implements Store {
@@ -51,12 +53,29 @@ export class MemoryStore implements Store {
   readonly #ttl: number;
   readonly #queues: LRUCache<string, KeptDirect[]>;
   readonly #history: LRUCache<string, TopicHistory>;
+  /**
+   * Epochs: every store starts a new one (what it held before is gone). A topic takes the epoch
+   * current when its history is created, and a topic never kept (or dropped) reads as of the
+   * current epoch, so reading creates nothing. Dropping a topic's history moves the epoch on, so
+   * the topic, created again, never reuses the epoch its lost records had.
+   */
+  readonly #instance = randomUUID();
+  #generation = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#perPrincipal = options.maxQueuedPerPrincipal ?? 100;
     this.#ttl = options.queuedTtlMs ?? 24 * 60 * 60 * 1000;
     this.#queues = new LRUCache({ max: options.maxQueuedPrincipals ?? 10_000, ttl: this.#ttl });
-    this.#history = new LRUCache({ max: options.maxHistoryTopics ?? 10_000 });
+    this.#history = new LRUCache({
+      max: options.maxHistoryTopics ?? 10_000,
+      dispose: (_value, _key, reason) => {
+        if (reason === 'evict' || reason === 'delete') this.#generation++;
+      },
+    });
+  }
+
+  get #epoch(): string {
+    return `${this.#instance}.${this.#generation}`;
   }
 
   async enqueueDirect(message: QueuedDirect): Promise<boolean> {
@@ -85,25 +104,30 @@ export class MemoryStore implements Store {
   }
 
   /** Synchronous: the record is numbered and kept before this returns. */
-  appendHistory(record: Omit<HistoryRecord, 'offset'>, limits: HistoryLimits): HistoryRecord {
+  appendHistory(record: Omit<HistoryRecord, 'offset' | 'epoch'>, limits: HistoryLimits): HistoryRecord {
     let history = this.#history.get(record.topic);
     if (history === undefined) {
-      history = { records: [], start: 0, next: 1 };
+      history = { records: [], start: 0, next: 1, epoch: this.#epoch };
       this.#history.set(record.topic, history);
     }
     const offset = history.next++;
+    const { epoch } = history;
     history.records.push({ ...keep(record), offset });
     trim(history, limits, Date.now());
-    const appended: HistoryRecord = { topic: record.topic, offset, messageId: record.messageId, payload: record.payload, sentAt: record.sentAt, from: record.from };
+    const appended: HistoryRecord = { topic: record.topic, offset, epoch, messageId: record.messageId, payload: record.payload, sentAt: record.sentAt, from: record.from };
     if (record.binary !== undefined) appended.binary = record.binary;
     return appended;
   }
 
   async readHistory(topic: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryPage> {
     const history = this.#history.get(topic);
-    if (history === undefined) return { records: [], latestOffset: 0, complete: query.since === undefined || query.since === 0 };
+    if (history === undefined) {
+      const epoch = this.#epoch;
+      const since = positionOf(query.since, epoch);
+      return { records: [], latestOffset: 0, epoch, complete: since === undefined || (since.epoch === epoch && since.offset === 0) };
+    }
     trim(history, limits, Date.now());
-    const { records, start } = history;
+    const { records, start, epoch } = history;
     const latestOffset = history.next - 1;
     const kept = records.length - start;
     const first = latestOffset - kept + 1; // offset of records[start] (or next, when none is kept)
@@ -114,16 +138,18 @@ export class MemoryStore implements Store {
       to = records.length;
       from = Math.max(start, to - (query.limit ?? kept));
     } else {
-      const since = query.since;
+      const position = positionOf(query.since, epoch)!;
+      // Another epoch's offsets say nothing about this one: replay from the oldest kept record.
+      const since = position.epoch === epoch ? position.offset : 0;
       // Nothing between `since` and the first kept record may have been lost; and an offset past
       // the newest one means the client saw a history this store no longer has (a restart).
-      complete = since >= first - 1 && since <= latestOffset;
+      complete = position.epoch === epoch && since >= first - 1 && since <= latestOffset;
       from = start + Math.min(kept, Math.max(0, since - first + 1));
       to = query.limit === undefined ? records.length : Math.min(records.length, from + query.limit);
     }
     const out: HistoryRecord[] = [];
-    for (let i = from; i < to; i++) out.push(recordOf(topic, records[i]!));
-    return { records: out, latestOffset, complete };
+    for (let i = from; i < to; i++) out.push(recordOf(topic, epoch, records[i]!));
+    return { records: out, latestOffset, epoch, complete };
   }
 
   async close(): Promise<void> {
@@ -146,8 +172,8 @@ function revive(kept: Kept): unknown {
   return kept.json === undefined ? undefined : JSON.parse(kept.json);
 }
 
-function recordOf(topic: string, kept: KeptRecord): HistoryRecord {
-  const record: HistoryRecord = { topic, offset: kept.offset, messageId: kept.messageId, payload: revive(kept), sentAt: kept.sentAt, from: kept.from };
+function recordOf(topic: string, epoch: string, kept: KeptRecord): HistoryRecord {
+  const record: HistoryRecord = { topic, offset: kept.offset, epoch, messageId: kept.messageId, payload: revive(kept), sentAt: kept.sentAt, from: kept.from };
   if (kept.binary !== undefined) record.binary = Buffer.from(kept.binary);
   return record;
 }
