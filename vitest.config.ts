@@ -11,6 +11,9 @@ export default defineConfig({
       { find: /^switchyard\/express$/, replacement: here('./adapters/express.ts') },
       { find: /^switchyard\/fastify$/, replacement: here('./adapters/fastify.ts') },
       { find: /^switchyard\/koa$/, replacement: here('./adapters/koa.ts') },
+      { find: /^switchyard\/testing$/, replacement: here('./test/conformance/index.ts') },
+      { find: /^switchyard\/redis$/, replacement: here('./adapters/redis/index.ts') },
+      { find: /^switchyard\/postgres$/, replacement: here('./adapters/postgres/index.ts') },
     ],
   },
   test: {

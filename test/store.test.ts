@@ -1,6 +1,6 @@
 /** The memory store runs the Store conformance suite, as every backend does. */
 import { MemoryStore } from 'switchyard';
-import { storeConformance } from './conformance/store.js';
+import { storeConformance } from 'switchyard/testing';
 
 storeConformance('MemoryStore', () => new MemoryStore({ maxQueuedPerPrincipal: 5 }), {
   directQueue: { capacity: 5, overflow: 'drop-oldest' },

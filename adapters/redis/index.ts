@@ -1,0 +1,2 @@
+/** `switchyard/redis`: the Redis backends (ioredis is an optional peer dependency). */
+export { RedisStore, type RedisStoreOptions } from './store.js';
