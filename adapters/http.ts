@@ -5,7 +5,7 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { writeHttp, type Broker } from 'switchyard';
+import { reportError, writeHttp, type Broker } from 'switchyard';
 
 /** The arguments of a server's 'upgrade' event. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -82,7 +82,7 @@ export function attach(broker: Broker, server: Server, options: AttachOptions = 
       if (notFound === true) writeHttp(socket, 404, 'not found');
       else notFound(request, socket, head);
     } catch (err) {
-      broker.reportError(err, { during: 'upgrade' });
+      reportError(broker, err, { during: 'upgrade' });
       writeHttp(socket, 500, 'internal error');
     }
   };
@@ -103,7 +103,7 @@ export function attach(broker: Broker, server: Server, options: AttachOptions = 
       socket.removeListener('error', ignore);
       if (!broker.handleUpgrade(request, socket, head, deadline)) writeHttp(socket, 404, 'not found');
     } catch (err) {
-      broker.reportError(err, { during: 'upgrade' });
+      reportError(broker, err, { during: 'upgrade' });
       writeHttp(socket, 500, 'internal error');
     } finally {
       clearTimeout(timer);

@@ -6,7 +6,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { findCredentials } from './auth.js';
-import { BrokerError } from './errors.js';
+import { BrokerError, CloseCode } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
 import { textFrame } from './frame.js';
 import type { Handshake, Principal } from './types.js';
@@ -17,16 +17,38 @@ export interface GateHost {
   readonly closed: boolean;
   readonly connectionCount: number;
   connectionsOf(principalId: string): number;
+  /** Takes an upgraded connection over (the 101 is written). Must not throw; if it does, the gate closes 1011. */
   open(endpoint: ResolvedEndpoint, socket: Duplex, head: Buffer, principal: Principal, handshake: Handshake): void;
   reportError(error: unknown, context: Record<string, unknown>): void;
   countRejection(): void;
 }
 
+/**
+ * A handshake's phase. deciding: credentials, `authenticate`, limits (it may still be refused,
+ * by HTTP status or by close code). upgraded: the 101 is written and the session owns the socket;
+ * nothing may refuse it any more. closing: a close frame is on its way (a refusal under the
+ * `'close'` policy, or a failure after the 101, with 1011). closed: the gate is done with it.
+ */
+export type GatePhase = 'deciding' | 'upgraded' | 'closing' | 'closed';
+
+interface Attempt {
+  readonly socket: Duplex;
+  phase: GatePhase;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const NEXT: Record<GatePhase, readonly GatePhase[]> = {
+  deciding: ['upgraded', 'closing', 'closed'],
+  upgraded: ['closing', 'closed'],
+  closing: ['closed'],
+  closed: [],
+};
+
 export class Gate {
   readonly #options: ResolvedOptions;
   readonly #host: GateHost;
-  /** Sockets whose handshake is being decided, so close() can end them. */
-  readonly #pending = new Set<Duplex>();
+  /** Handshakes being decided, so close() can end them. */
+  readonly #pending = new Set<Attempt>();
 
   constructor(options: ResolvedOptions, host: GateHost) {
     this.#options = options;
@@ -35,6 +57,17 @@ export class Gate {
 
   get pendingCount(): number {
     return this.#pending.size;
+  }
+
+  /** The one place a handshake's phase changes; false when the transition does not apply. */
+  #to(attempt: Attempt, next: GatePhase): boolean {
+    if (!NEXT[attempt.phase].includes(next)) return false;
+    if (attempt.phase === 'deciding') {
+      this.#pending.delete(attempt);
+      clearTimeout(attempt.timer);
+    }
+    attempt.phase = next;
+    return true;
   }
 
   /** Returns false when no endpoint owns the request's path (it is left to others). */
@@ -55,145 +88,203 @@ export class Gate {
     }
     if (endpoint === undefined || params === undefined) return false;
     socket.on('error', ignore);
+    const attempt: Attempt = { socket, phase: 'deciding', timer: undefined };
     const invalid = checkUpgrade(request);
     if (invalid !== null) {
-      this.#host.countRejection();
-      writeHttp(socket, invalid.status, invalid.message, invalid.headers);
+      this.#answer(attempt, invalid.status, invalid.message, invalid.headers);
       return true;
     }
     if (this.#host.closed) {
-      this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_CLOSED'));
+      this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_CLOSED'));
       return true;
     }
     if (this.#host.connectionCount + this.#pending.size >= this.#options.limits.maxConnections) {
-      this.#refuse(endpoint, request, socket, head, new BrokerError('SY_ERR_UNAVAILABLE', 'too many connections'));
+      this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_UNAVAILABLE', 'too many connections'));
       return true;
     }
     const timeoutMs = this.#options.limits.handshakeTimeoutMs;
     const remaining = deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - Date.now());
     if (remaining <= 0) {
-      this.#host.countRejection();
-      writeHttp(socket, 408, 'handshake timed out');
+      this.#answer(attempt, 408, 'handshake timed out');
       return true;
     }
-    void this.#decide(endpoint, params, url, request, socket, head, remaining);
+    this.#pending.add(attempt);
+    attempt.timer = setTimeout(() => this.#answer(attempt, 408, 'handshake timed out'), remaining);
+    void this.#decide(attempt, endpoint, params, url, request, head).catch((err: unknown) => {
+      this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
+      if (!socket.destroyed) socket.destroy();
+    });
     return true;
   }
 
+  /** Decides, then accepts or refuses. Refusals happen only while deciding; after the 101, see #accept. */
   async #decide(
+    attempt: Attempt,
     endpoint: ResolvedEndpoint,
     params: Record<string, string>,
     url: URL,
     request: IncomingMessage,
-    socket: Duplex,
     head: Buffer,
-    timeoutMs: number,
   ): Promise<void> {
-    this.#pending.add(socket);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.#pending.delete(socket);
-      this.#host.countRejection();
-      writeHttp(socket, 408, 'handshake timed out');
-    }, timeoutMs);
+    const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
+    const query: Record<string, string> = {};
+    for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
+    const handshake: Handshake = {
+      credentials: found.credentials,
+      headers: request.headers,
+      query,
+      params,
+      path: endpoint.pattern,
+      // Read on demand: it costs a getpeername() system call most hosts never need.
+      get remoteAddress() {
+        return request.socket?.remoteAddress;
+      },
+      request,
+    };
+    let principal: Principal;
     try {
-      const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
-      const query: Record<string, string> = {};
-      for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
-      const handshake: Handshake = {
-        credentials: found.credentials,
-        headers: request.headers,
-        query,
-        params,
-        path: endpoint.pattern,
-        // Read on demand: it costs a getpeername() system call most hosts never need.
-        get remoteAddress() {
-          return request.socket?.remoteAddress;
-        },
-        request,
-      };
-      let principal: Principal | null;
-      try {
-        principal = await endpoint.authenticate(handshake);
-      } catch (err) {
-        // A BrokerError is the host's chosen refusal (e.g. SY_ERR_INVALID_CREDENTIALS for a 403
-        // even without credentials); anything else is a failure of the hook.
-        if (err instanceof BrokerError) throw err;
-        this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
-        throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
-      }
-      if (timedOut || socket.destroyed) return;
-      if (principal === null || principal === undefined || (principal as unknown) === false) {
-        throw new BrokerError(found.credentials === undefined ? 'SY_ERR_MISSING_CREDENTIALS' : 'SY_ERR_INVALID_CREDENTIALS');
-      }
-      if (typeof principal !== 'object' || typeof principal.id !== 'string' || principal.id === '') {
-        const err = new TypeError('authenticate must resolve to null or a principal with a non-empty string id');
-        this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
-        throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
-      }
-      if (this.#host.closed) throw new BrokerError('SY_ERR_CLOSED');
-      // From here to open() everything is synchronous, so two handshakes of one principal
-      // cannot both pass the limit checks.
-      const existing = this.#host.connectionsOf(principal.id);
-      if ((principal.exclusive ?? endpoint.exclusive) && existing > 0) throw new BrokerError('SY_ERR_ALREADY_CONNECTED');
-      const max = principal.maxConnections ?? endpoint.maxConnectionsPerPrincipal;
-      if (existing >= max) throw new BrokerError('SY_ERR_CONNECTION_LIMIT');
-      const accepted = principal;
-      this.#pending.delete(socket);
-      clearTimeout(timer);
-      // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
-      socket.cork();
-      try {
-        if (acceptUpgrade(request, socket, found.subprotocol)) {
-          socket.removeListener('error', ignore);
-          this.#host.open(endpoint, socket, head, accepted, handshake);
-        }
-      } finally {
-        socket.uncork();
-      }
+      principal = this.#check(endpoint, found.credentials !== undefined, await this.#authenticate(endpoint, handshake));
     } catch (err) {
-      if (timedOut || socket.destroyed) return;
+      if (!this.#stillDeciding(attempt)) return;
       const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
       if (!(err instanceof BrokerError)) this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
-      this.#refuse(endpoint, request, socket, head, error);
-    } finally {
-      clearTimeout(timer);
-      this.#pending.delete(socket);
+      this.#refuse(attempt, endpoint, request, head, error);
+      return;
+    }
+    // From the checks above to open() everything is synchronous, so two handshakes of one
+    // principal cannot both pass the limit checks.
+    if (!this.#stillDeciding(attempt)) return;
+    this.#accept(attempt, endpoint, request, head, principal, handshake, found.subprotocol);
+  }
+
+  /** False when the handshake timed out, was shut down, or its client left meanwhile. */
+  #stillDeciding(attempt: Attempt): boolean {
+    if (attempt.phase !== 'deciding') return false;
+    if (!attempt.socket.destroyed) return true;
+    this.#to(attempt, 'closed');
+    return false;
+  }
+
+  async #authenticate(endpoint: ResolvedEndpoint, handshake: Handshake): Promise<Principal | null> {
+    try {
+      return await endpoint.authenticate(handshake);
+    } catch (err) {
+      // A BrokerError is the host's chosen refusal (e.g. SY_ERR_INVALID_CREDENTIALS for a 403
+      // even without credentials); anything else is a failure of the hook.
+      if (err instanceof BrokerError) throw err;
+      this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+      throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
     }
   }
 
-  /** Refuses by HTTP status (policy `'http'`, or errors with no close code) or by close code. */
-  #refuse(endpoint: ResolvedEndpoint, request: IncomingMessage, socket: Duplex, head: Buffer, error: BrokerError): void {
-    this.#host.countRejection();
+  /** The principal, or the refusal (thrown) for a null answer, a malformed one, or a limit. */
+  #check(endpoint: ResolvedEndpoint, hadCredentials: boolean, principal: Principal | null): Principal {
+    if (principal === null || principal === undefined || (principal as unknown) === false) {
+      throw new BrokerError(hadCredentials ? 'SY_ERR_INVALID_CREDENTIALS' : 'SY_ERR_MISSING_CREDENTIALS');
+    }
+    if (typeof principal !== 'object' || typeof principal.id !== 'string' || principal.id === '') {
+      const err = new TypeError('authenticate must resolve to null or a principal with a non-empty string id');
+      this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+      throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
+    }
+    if (this.#host.closed) throw new BrokerError('SY_ERR_CLOSED');
+    const existing = this.#host.connectionsOf(principal.id);
+    if ((principal.exclusive ?? endpoint.exclusive) && existing > 0) throw new BrokerError('SY_ERR_ALREADY_CONNECTED');
+    const max = principal.maxConnections ?? endpoint.maxConnectionsPerPrincipal;
+    if (existing >= max) throw new BrokerError('SY_ERR_CONNECTION_LIMIT');
+    return principal;
+  }
+
+  /**
+   * Writes the 101 and hands the socket to the broker. From the 101 on the connection is never
+   * refused: whatever fails closes it with 1011.
+   */
+  #accept(
+    attempt: Attempt,
+    endpoint: ResolvedEndpoint,
+    request: IncomingMessage,
+    head: Buffer,
+    principal: Principal,
+    handshake: Handshake,
+    subprotocol: string | undefined,
+  ): void {
+    const socket = attempt.socket;
+    // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
+    socket.cork();
+    try {
+      if (!acceptUpgrade(request, socket, subprotocol)) {
+        this.#to(attempt, 'closed');
+        return;
+      }
+      this.#to(attempt, 'upgraded');
+      socket.removeListener('error', ignore);
+      try {
+        this.#host.open(endpoint, socket, head, principal, handshake);
+        this.#to(attempt, 'closed');
+      } catch (err) {
+        this.#host.reportError(err, { during: 'open', path: endpoint.pattern });
+        if (!this.#to(attempt, 'closing')) return;
+        socket.on('error', ignore);
+        this.#closeFrame(attempt, head, CloseCode.INTERNAL_ERROR, 'internal error', null);
+      }
+    } finally {
+      socket.uncork();
+    }
+  }
+
+  /** Refuses by HTTP status (policy `'http'`, or errors with no close code) or by close code. Only while deciding. */
+  #refuse(attempt: Attempt, endpoint: ResolvedEndpoint, request: IncomingMessage, head: Buffer, error: BrokerError): void {
+    if (attempt.phase !== 'deciding') return;
     if (endpoint.reject === 'http' || error.closeCode === undefined) {
-      writeHttp(socket, error.httpStatus ?? 500, error.message);
+      this.#answer(attempt, error.httpStatus ?? 500, error.message);
       return;
     }
+    this.#host.countRejection();
+    this.#to(attempt, 'closing');
     const code = endpoint.closeCodes[error.closeCode] ?? error.closeCode;
     // The 101 selects a subprotocol the client offered, as an accepted one would: a browser
     // fails a connection whose answer selects none, and would never see the close code.
     const { subprotocol } = findCredentials(request.headers, new URLSearchParams(), endpoint.credentials);
-    if (!acceptUpgrade(request, socket, subprotocol)) return;
-    const wire = new Wire(socket, head, this.#options.limits.maxMessageBytes, REFUSED);
+    if (!acceptUpgrade(request, attempt.socket, subprotocol)) {
+      this.#to(attempt, 'closed');
+      return;
+    }
     let frame: string | null = null;
     try {
       frame = endpoint.protocol.refused?.(error) ?? null;
     } catch (err) {
       this.#host.reportError(err, { during: 'refused', path: endpoint.pattern });
     }
+    this.#closeFrame(attempt, head, code, error.message, frame);
+  }
+
+  /** Sends an optional text frame, then a close frame, on an upgraded socket no session owns. */
+  #closeFrame(attempt: Attempt, head: Buffer, code: number, reason: string, frame: string | null): void {
+    const socket = attempt.socket;
+    const wire = new Wire(socket, head, this.#options.limits.maxMessageBytes, REFUSED);
     // Sent before the close frame, so the client reads it first (seed 003's AUTH_ERROR).
     if (frame !== null) socket.write(textFrame(frame), 'latin1');
-    wire.close(code, error.message);
+    wire.close(code, reason);
     const timer = setTimeout(() => wire.terminate(), this.#options.limits.closeTimeoutMs);
     timer.unref();
-    socket.once('close', () => clearTimeout(timer));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.#to(attempt, 'closed');
+    });
+  }
+
+  /** Answers with an HTTP status before any upgrade (a refusal, a timeout, a malformed request). */
+  #answer(attempt: Attempt, status: number, message: string, headers?: Record<string, string>): void {
+    if (!this.#to(attempt, 'closed')) return;
+    this.#host.countRejection();
+    writeHttp(attempt.socket, status, message, headers);
   }
 
   /** Ends every handshake still being decided. */
   close(): void {
-    for (const socket of this.#pending) writeHttp(socket, 503, 'server shutting down');
-    this.#pending.clear();
+    for (const attempt of [...this.#pending]) {
+      if (this.#to(attempt, 'closed')) writeHttp(attempt.socket, 503, 'server shutting down');
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-export { Broker, createBroker, type BrokerEvents, type BrokerStats, type ConnectionInfo, type NotifyTarget } from './broker.js';
+export { Broker, createBroker, reportError, type BrokerEvents, type BrokerStats, type ConnectionInfo, type NotifyTarget } from './broker.js';
 export { envelope, type BinaryHandler, type CustomHandler, type EnvelopeOptions } from './protocols/envelope.js';
 export { tagged, type TaggedOptions } from './protocols/tagged.js';
 export { events, type EventsErrorCode, type EventsOptions } from './protocols/events.js';

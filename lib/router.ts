@@ -6,14 +6,15 @@
 import { encodeFrame, textFrame, type Frame } from './frame.js';
 import { passesFilter, type CompiledFilter } from './filter.js';
 import type { Delivery } from './protocol.js';
+import type { FlushScheduler, Outbox } from './outbox.js';
 import type { Session } from './session.js';
 import { TopicIndex } from './topic-index.js';
 import type { TopicSyntax } from './topics.js';
 
-export class Router {
+export class Router implements FlushScheduler {
   readonly #index: TopicIndex<Session, CompiledFilter | null>;
   #seq = 0;
-  #dirty: Session[] = [];
+  #dirty: Outbox[] = [];
   #flushScheduled = false;
   /** Deliveries handed to connections so far. */
   delivered = 0;
@@ -49,16 +50,16 @@ export class Router {
     const offset = delivery.kind === 'publish' ? delivery.offset : undefined;
     let recipients = 0;
     this.#index.match(topic, (session, filter) => {
-      if (session.lastDelivery === seq || session === exclude) return;
+      if (session === exclude || session.marked(seq)) return;
       if (filter !== null && !passesFilter(filter, payload)) return;
-      session.lastDelivery = seq;
+      session.mark(seq);
       const slot = session.endpoint.index;
       let frame = frames[slot];
       if (frame === undefined) {
         frame = this.#encode(session, delivery);
         frames[slot] = frame;
       }
-      if (frame !== null && session.deliver(frame, topic, offset)) recipients++;
+      if (frame !== null && session.outbox.deliver(frame, topic, offset)) recipients++;
     });
     this.delivered += recipients;
     return recipients;
@@ -67,7 +68,7 @@ export class Router {
   /** Sends one delivery to one connection (direct messages, notifications, replays). */
   deliverTo(session: Session, delivery: Delivery): boolean {
     const frame = this.#encode(session, delivery);
-    const sent = frame !== null && session.enqueue(frame);
+    const sent = frame !== null && session.outbox.enqueue(frame);
     if (sent) this.delivered++;
     return sent;
   }
@@ -85,9 +86,9 @@ export class Router {
     }
   }
 
-  /** Called by a session when its queue goes from empty to not empty. */
-  scheduleFlush(session: Session): void {
-    this.#dirty.push(session);
+  /** Called by a connection's outbox when its queue goes from empty to not empty. */
+  scheduleFlush(outbox: Outbox): void {
+    this.#dirty.push(outbox);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     // After the current I/O phase, so a burst of frames read in one chunk leaves as one write,
@@ -99,7 +100,7 @@ export class Router {
     this.#flushScheduled = false;
     const dirty = this.#dirty;
     this.#dirty = [];
-    for (const session of dirty) session.flush();
+    for (const outbox of dirty) outbox.flush();
   };
 }
 

@@ -1,72 +1,69 @@
 /**
- * One live connection: its principal, subscriptions and bounded send queue. Frames are queued
- * by reference and written once per event-loop turn (corked, so a burst is one writev), never
- * beyond `maxBufferedBytes`: a consumer that stops reading is closed with 1013 instead of
- * growing the server's memory.
+ * One live connection: who it is (principal), what it listens to (subscriptions), its phase,
+ * and its two halves: the inbox (rate limit, ordering, back-pressure) and the outbox (bounded
+ * queue, recovery hold, flush). A session exists only after the 101: its phases are
+ * upgraded → closing → closed, changed by one transition function.
  */
 import type { Socket } from 'node:net';
-import { isThenable, type Awaitable } from './awaitable.js';
+import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
 import { encodeFrame, textFrame, type Frame } from './frame.js';
+import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
+import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
-import { TokenBucket } from './rate-limit.js';
 import { Wire, type WireListener } from './wire.js';
 import type { Filter, Principal } from './types.js';
 
-/** What a session needs from its broker (kept narrow so the two stay decoupled). */
-export interface SessionHost {
-  readonly limits: ResolvedLimits;
-  scheduleFlush(session: Session): void;
+/** What a connection asks the broker to do on its behalf (lib/requests.ts). */
+export interface SessionRequests {
   subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
-  publishFrom(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
-  directFrom(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult>;
-  historyFor(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
-  presenceFor(session: Session, principalIds: string[]): Promise<PresenceInfo[]>;
+  publish(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
+  direct(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult>;
+  history(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
+  presence(session: Session, principalIds: string[]): Promise<PresenceInfo[]>;
+}
+
+/** What a session needs from its broker (kept narrow so the two stay decoupled). */
+export interface SessionHost extends FlushScheduler {
+  readonly limits: ResolvedLimits;
+  /** `AuthStatus token_expiring` this long before `principal.expiresAt` (ms). */
+  readonly expiryWarningMs: number;
+  readonly requests: SessionRequests;
   reportError(error: unknown, context: Record<string, unknown>): void;
   /** The socket is gone (close code from the peer, 1005 without one, 1006 without a close frame). */
   sessionClosed(session: Session, code: number, reason: string): void;
 }
 
-export class Session implements Connection, WireListener {
+export type SessionPhase = 'upgraded' | 'closing' | 'closed';
+
+export class Session implements Connection, WireListener, InboxOwner, OutboxOwner {
   readonly id: string;
-  principal: Principal;
   readonly params: Record<string, string>;
   readonly query: Record<string, string>;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly endpoint: ResolvedEndpoint;
-  readonly subscriptions = new Map<string, Filter | null>();
   readonly connectedAt = Date.now();
   state: unknown = undefined;
-
-  /** Set by the broker's matcher so overlapping subscriptions deliver once per publish. */
-  lastDelivery = 0;
+  readonly outbox: Outbox;
   /** Heartbeat: whether a pong (or any frame) arrived since the last ping. */
   alive = true;
-  closed = false;
   /** The close code this side sent, if it started the close (reported instead of 1006 when the peer never answered). */
   closeCodeSent: number | undefined;
 
+  #principal: Principal;
+  readonly #subscriptions = new Map<string, Filter | null>();
+  #phase: SessionPhase = 'upgraded';
+  /** The fan-out that last reached this session, so overlapping subscriptions deliver once. */
+  #mark = 0;
   readonly #host: SessionHost;
   readonly #wire: Wire;
-  readonly #socket: Socket;
-  readonly #bucket: TokenBucket | null;
-  #pending: Frame[] = [];
-  /** The other of two queues that swap on each flush (null while a flush writes it). */
-  #spare: Frame[] | null = [];
-  #pendingBytes = 0;
-  #closing = false;
-  #strikes = 0;
-  #paused = false;
-  /** A frame (or the protocol's open) is being handled asynchronously. */
-  #busy = false;
-  /** Frames waiting while busy: data and isBinary, flattened. */
-  #queue: Array<Buffer | boolean> | null = null;
-  /** Live deliveries held back per topic while that topic's history is replayed. */
-  #held: Map<string, Array<{ frame: Frame; offset: number | undefined }>> | null = null;
-  /** Only connections with an expiry or a pending close have timers: allocated on demand. */
+  readonly #inbox: Inbox;
+  /** The expiry armed for, and its two timers (warning, close). */
+  #expiry: { at: number; timers: NodeJS.Timeout[] } | null = null;
+  /** Only connections with a pending close have other timers: allocated on demand. */
   #timers: NodeJS.Timeout[] | null = null;
 
   constructor(init: {
@@ -82,180 +79,170 @@ export class Session implements Connection, WireListener {
     head: Buffer;
   }) {
     this.id = init.id;
-    this.principal = init.principal;
+    this.#principal = init.principal;
     this.params = init.params;
     this.query = init.query;
     this.headers = init.headers;
     this.endpoint = init.endpoint;
     this.#host = init.host;
-    this.#socket = init.socket;
-    this.#wire = new Wire(init.socket, init.head, init.host.limits.maxMessageBytes, this);
-    const rate = init.host.limits.rate;
-    this.#bucket = rate === false ? null : new TokenBucket(rate.perSecond, rate.burst);
+    const limits = init.host.limits;
+    this.#wire = new Wire(init.socket, init.head, limits.maxMessageBytes, this);
+    this.outbox = new Outbox(init.socket, this.#wire, limits.maxBufferedBytes, init.host, this);
+    this.#inbox = new Inbox(this, this.#wire, limits);
   }
 
+  get principal(): Principal {
+    return this.#principal;
+  }
+
+  get subscriptions(): ReadonlyMap<string, Filter | null> {
+    return this.#subscriptions;
+  }
+
+  get phase(): SessionPhase {
+    return this.#phase;
+  }
+
+  /** True from the moment a close starts. */
   get closing(): boolean {
-    return this.#closing || this.closed;
+    return this.#phase !== 'upgraded';
   }
 
-  /** Bytes queued here or in the socket, not yet handed to the kernel. */
+  /** Whether frames are still taken (InboxOwner). */
+  get accepting(): boolean {
+    return this.#phase === 'upgraded';
+  }
+
   get bufferedBytes(): number {
-    return this.#pendingBytes + this.#socket.writableLength;
+    return this.outbox.bufferedBytes;
+  }
+
+  // ── state changed only through these ────────────────────────────────────
+
+  /**
+   * The one place the phase changes: upgraded → closing → closed (or upgraded → closed when the
+   * socket goes first). Returns false for a transition that does not apply (already there or past it).
+   */
+  #to(next: SessionPhase): boolean {
+    const from = this.#phase;
+    if (from === next || from === 'closed' || next === 'upgraded') return false;
+    this.#phase = next;
+    if (next === 'closing') {
+      this.outbox.stop();
+      return true;
+    }
+    this.outbox.dispose();
+    this.#inbox.dispose();
+    this.#clearExpiry();
+    for (const timer of this.#timers ?? []) clearTimeout(timer);
+    this.#timers = null;
+    return true;
+  }
+
+  /** Replaces the principal (reauthorize, same id); the caller re-arms its expiry with `armExpiry()`. */
+  replacePrincipal(principal: Principal): void {
+    this.#principal = principal;
+  }
+
+  addSubscription(pattern: string, filter: Filter | null): void {
+    this.#subscriptions.set(pattern, filter);
+  }
+
+  removeSubscription(pattern: string): boolean {
+    return this.#subscriptions.delete(pattern);
+  }
+
+  /** Whether the fan-out numbered `seq` already reached this session. */
+  marked(seq: number): boolean {
+    return this.#mark === seq;
+  }
+
+  mark(seq: number): void {
+    this.#mark = seq;
   }
 
   // ── outbound ──────────────────────────────────────────────────────────────
 
-  /** Queues a complete frame (shared, never modified). Returns false if it was not queued. */
   enqueue(frame: Frame): boolean {
-    if (this.#closing || this.closed) return false;
-    if (this.#pendingBytes + this.#socket.writableLength + frame.length > this.#host.limits.maxBufferedBytes) {
-      this.#slowConsumer();
-      return false;
-    }
-    if (this.#pending.length === 0) this.#host.scheduleFlush(this);
-    this.#pending.push(frame);
-    this.#pendingBytes += frame.length;
-    return true;
-  }
-
-  /** Queues a publish's frame, unless its topic is being recovered, where it waits its turn. */
-  deliver(frame: Frame, topic: string, offset: number | undefined): boolean {
-    if (this.#held !== null) {
-      const held = this.#held.get(topic);
-      if (held !== undefined) {
-        held.push({ frame, offset });
-        return true;
-      }
-    }
-    return this.enqueue(frame);
-  }
-
-  /** Starts holding live deliveries of `topics` (recovery begins). */
-  hold(topics: string[]): void {
-    if (topics.length === 0) return;
-    this.#held ??= new Map();
-    for (const topic of topics) this.#held.set(topic, []);
-  }
-
-  /** Ends recovery of `topic`: queues what was held with an offset after `after`, in order. */
-  release(topic: string, after: number): void {
-    const held = this.#held?.get(topic);
-    if (held === undefined) return;
-    this.#held!.delete(topic);
-    if (this.#held!.size === 0) this.#held = null;
-    for (const { frame, offset } of held) if (offset === undefined || offset > after) this.enqueue(frame);
-  }
-
-  /**
-   * Writes what is queued in one write: a single frame, a burst of string frames joined into one
-   * string, or else a corked burst the kernel gets as one writev.
-   */
-  flush(): void {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
-    const bytes = this.#pendingBytes;
-    // New frames go to the spare queue while this one is written (a write can re-enter), and the
-    // two swap instead of a new array per flush: a connection that goes quiet would keep its last
-    // one, V8 would see that allocation site's arrays survive and allocate every later one in the
-    // old generation, and frames pushed into those would outlive their turn (bench/PROFILING.md).
-    this.#pending = this.#spare ?? [];
-    this.#spare = null;
-    this.#pendingBytes = 0;
-    if (!this.closed && this.#wire.open) this.#write(pending, bytes);
-    pending.length = 0;
-    this.#spare = pending;
-  }
-
-  #write(pending: Frame[], bytes: number): void {
-    if (pending.length === 1) {
-      this.#socket.write(pending[0]!, 'latin1');
-      return;
-    }
-    if (bytes <= MAX_JOINED_BYTES && pending.every(isString)) {
-      this.#socket.write(pending.join(''), 'latin1');
-      return;
-    }
-    this.#socket.cork();
-    for (const frame of pending) this.#socket.write(frame, 'latin1');
-    this.#socket.uncork();
+    return this.outbox.enqueue(frame);
   }
 
   send(message: unknown): void {
-    this.enqueue(textFrame(JSON.stringify(message)));
+    this.outbox.enqueue(textFrame(JSON.stringify(message)));
   }
 
   sendRaw(data: string | Buffer): void {
-    this.enqueue(typeof data === 'string' ? textFrame(data) : encodeFrame(data, true));
+    this.outbox.enqueue(typeof data === 'string' ? textFrame(data) : encodeFrame(data, true));
+  }
+
+  /** The queue overflowed (OutboxOwner): a slow consumer. */
+  overflow(): void {
+    this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
   }
 
   // ── operations, delegated to the broker ──────────────────────────────────
 
   subscribe(patterns: string[], filters: Filter | null = null, recover?: Record<string, number>): Promise<SubscribeResult> {
-    return this.#host.subscribe(this, patterns, filters, recover);
+    return this.#host.requests.subscribe(this, patterns, filters, recover);
   }
 
   unsubscribe(patterns: string[]): SubscribeResult {
-    return this.#host.unsubscribe(this, patterns);
+    return this.#host.requests.unsubscribe(this, patterns);
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions = {}): Awaitable<PublishResult> {
-    return this.#host.publishFrom(this, topic, payload, options);
+    return this.#host.requests.publish(this, topic, payload, options);
   }
 
   sendDirect(target: string, payload: unknown, options: { binary?: Buffer } = {}): Promise<DirectResult> {
-    return this.#host.directFrom(this, target, payload, options.binary);
+    return this.#host.requests.direct(this, target, payload, options.binary);
   }
 
   history(topic: string, query: HistoryQuery): Promise<HistoryPage> {
-    return this.#host.historyFor(this, topic, query);
+    return this.#host.requests.history(this, topic, query);
   }
 
   presence(principalIds: string[]): Promise<PresenceInfo[]> {
-    return this.#host.presenceFor(this, principalIds);
+    return this.#host.requests.presence(this, principalIds);
   }
 
-  // ── inbound ───────────────────────────────────────────────────────────────
+  // ── inbound (WireListener, InboxOwner) ────────────────────────────────────
 
   /** Runs `work` (the protocol's open) before any inbound frame is handled. `work` must not reject. */
   begin(work: () => Promise<void>): void {
-    this.#busy = true;
-    void work().then(() => this.#next());
+    this.#inbox.begin(work);
   }
 
-  /**
-   * One inbound frame. Frames are handled one after another in arrival order (so a Subscribe
-   * is in effect before the Broadcast that follows it). A frame the protocol handles
-   * synchronously costs no promise at all; while one is handled asynchronously the next ones
-   * wait in a queue, and reading pauses when `maxInflight` are waiting.
-   */
   receive(data: Buffer, isBinary: boolean): void {
-    if (this.#closing || this.closed) return;
+    if (this.#phase !== 'upgraded') return;
     this.alive = true;
-    if (this.#bucket !== null) {
-      const wait = this.#bucket.take();
-      if (wait > 0) {
-        if (++this.#strikes >= this.#host.limits.rateAbuseStrikes) {
-          this.close(CloseCode.POLICY_VIOLATION, 'rate limit abuse');
-          return;
-        }
-        const error = new BrokerError('SY_ERR_RATE_LIMITED', `rate limit exceeded; retry in ${wait} ms`, {
-          details: { retry_after_ms: wait },
-        });
-        this.endpoint.protocol.fail(this, error, data, isBinary);
-        return;
-      }
-      this.#strikes = 0;
+    this.#inbox.receive(data, isBinary);
+  }
+
+  handle(data: Buffer, isBinary: boolean): unknown {
+    if (this.#phase === 'closed') return undefined;
+    return this.endpoint.protocol.receive(this, data, isBinary);
+  }
+
+  failed(err: unknown, data: Buffer, isBinary: boolean): void {
+    if (this.#phase === 'closed') return;
+    let error: BrokerError;
+    if (err instanceof BrokerError) {
+      error = err;
+    } else {
+      this.#host.reportError(err, { connection: this.id, principal: this.#principal.id });
+      error = new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
     }
-    if (!this.#busy) {
-      this.#handle(data, isBinary);
-      return;
+    try {
+      this.endpoint.protocol.fail(this, error, data, isBinary);
+    } catch (inner) {
+      this.#host.reportError(inner, { connection: this.id });
+      this.close(CloseCode.INTERNAL_ERROR, 'internal error');
     }
-    const queue = (this.#queue ??= []);
-    queue.push(data, isBinary);
-    if (queue.length >= 2 * this.#host.limits.maxInflight && !this.#paused) {
-      this.#paused = true;
-      this.#wire.pause();
-    }
+  }
+
+  abused(): void {
+    this.close(CloseCode.POLICY_VIOLATION, 'rate limit abuse');
   }
 
   pong(): void {
@@ -268,68 +255,15 @@ export class Session implements Connection, WireListener {
   }
 
   socketClosed(code: number, reason: string): void {
+    if (!this.#to('closed')) return;
     this.#host.sessionClosed(this, code, reason);
-  }
-
-  /** Handles one frame; if the protocol returns a promise, the session is busy until it settles. */
-  #handle(data: Buffer, isBinary: boolean): void {
-    if (this.closed) return;
-    let result: unknown;
-    try {
-      result = this.endpoint.protocol.receive(this, data, isBinary);
-    } catch (err) {
-      this.#fail(err, data, isBinary);
-      return;
-    }
-    if (isThenable(result)) {
-      this.#busy = true;
-      Promise.resolve(result).then(
-        () => this.#next(),
-        (err: unknown) => {
-          this.#fail(err, data, isBinary);
-          this.#next();
-        },
-      );
-    }
-  }
-
-  /** The frame in progress is done: handle what queued behind it, until one goes async again. */
-  #next(): void {
-    this.#busy = false;
-    const queue = this.#queue;
-    while (!this.#busy && queue !== null && queue.length > 0 && !this.closed) {
-      const data = queue.shift() as Buffer;
-      const isBinary = queue.shift() as boolean;
-      this.#handle(data, isBinary);
-    }
-    if (this.#paused && (queue?.length ?? 0) < this.#host.limits.maxInflight && !this.closed) {
-      this.#paused = false;
-      this.#wire.resume();
-    }
-  }
-
-  #fail(err: unknown, data: Buffer, isBinary: boolean): void {
-    if (this.closed) return;
-    let error: BrokerError;
-    if (err instanceof BrokerError) {
-      error = err;
-    } else {
-      this.#host.reportError(err, { connection: this.id, principal: this.principal.id });
-      error = new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
-    }
-    try {
-      this.endpoint.protocol.fail(this, error, data, isBinary);
-    } catch (inner) {
-      this.#host.reportError(inner, { connection: this.id });
-      this.close(CloseCode.INTERNAL_ERROR, 'internal error');
-    }
   }
 
   // ── lifecycle ─────────────────────────────────────────────────────────────
 
   /** Starts the close handshake (queued frames go first) and destroys the socket if it stalls. */
   close(code: number, reason = ''): void {
-    if (this.#closing || this.closed) return;
+    if (this.#phase !== 'upgraded') return;
     const mapped = this.endpoint.closeCodes[code] ?? code;
     if (code !== CloseCode.TRY_AGAIN_LATER && this.endpoint.protocol.closing !== undefined) {
       try {
@@ -338,8 +272,8 @@ export class Session implements Connection, WireListener {
         this.#host.reportError(err, { during: 'closing', connection: this.id });
       }
     }
-    this.flush();
-    this.#closing = true;
+    this.outbox.flush();
+    if (!this.#to('closing')) return;
     this.closeCodeSent = mapped;
     try {
       this.#wire.close(mapped, reason);
@@ -353,38 +287,46 @@ export class Session implements Connection, WireListener {
 
   /** Ends the connection at once, without a close handshake (dead peer). */
   terminate(): void {
-    this.#closing = true;
+    this.#to('closing');
     this.#wire.terminate();
   }
 
   /**
-   * Arms the principal's expiry: `tokenExpiring` `warningMs` before `expiresAt`, close 4002 at
-   * it. Timers check the principal still has that expiry (reauthorize may have replaced it).
+   * Arms the principal's expiry: `tokenExpiring` `expiryWarningMs` before `expiresAt`, close
+   * 4002 at it. Re-arming for the same `expiresAt` does nothing (one warning, not two); a new
+   * one replaces the old timers.
    */
-  scheduleExpiry(warningMs: number): void {
-    const expiresAt = this.principal.expiresAt;
-    if (expiresAt === undefined) return;
+  armExpiry(): void {
+    const expiresAt = this.#principal.expiresAt;
+    if (this.#expiry?.at === expiresAt) return;
+    this.#clearExpiry();
+    if (expiresAt === undefined || this.#phase !== 'upgraded') return;
     const now = Date.now();
     if (expiresAt <= now) {
       this.close(CloseCode.TOKEN_REVOKED, 'token expired');
       return;
     }
+    const timers: NodeJS.Timeout[] = [];
     const protocol = this.endpoint.protocol;
-    const warnIn = Math.max(0, expiresAt - warningMs - now);
+    const warnIn = Math.max(0, expiresAt - this.#host.expiryWarningMs - now);
     if (protocol.tokenExpiring !== undefined && warnIn < MAX_TIMER_MS) {
-      this.addTimer(setTimeout(() => {
-        if (this.principal.expiresAt === expiresAt) protocol.tokenExpiring?.(this, expiresAt);
-      }, warnIn));
+      timers.push(setTimeout(() => protocol.tokenExpiring?.(this, expiresAt), warnIn));
     }
     if (expiresAt - now < MAX_TIMER_MS) {
-      this.addTimer(setTimeout(() => {
-        if (this.principal.expiresAt === expiresAt) this.close(CloseCode.TOKEN_REVOKED, 'token expired');
-      }, expiresAt - now));
+      timers.push(setTimeout(() => this.close(CloseCode.TOKEN_REVOKED, 'token expired'), expiresAt - now));
     }
+    for (const timer of timers) timer.unref();
+    this.#expiry = { at: expiresAt, timers };
+  }
+
+  #clearExpiry(): void {
+    if (this.#expiry === null) return;
+    for (const timer of this.#expiry.timers) clearTimeout(timer);
+    this.#expiry = null;
   }
 
   ping(): void {
-    if (this.#closing || this.closed) return;
+    if (this.#phase !== 'upgraded') return;
     this.alive = false;
     this.#wire.ping();
   }
@@ -394,33 +336,7 @@ export class Session implements Connection, WireListener {
     timer.unref();
     (this.#timers ??= []).push(timer);
   }
-
-  /** Called once the socket is gone. */
-  dispose(): void {
-    this.closed = true;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#held = null;
-    this.#queue = null;
-    for (const timer of this.#timers ?? []) clearTimeout(timer);
-    this.#timers = null;
-  }
-
-  #slowConsumer(): void {
-    // The queue is full: drop it, send the close frame behind what the socket already holds,
-    // and destroy the socket if the peer does not finish the handshake in time.
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
-  }
 }
 
 /** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** A burst of string frames up to this size is joined into one string and written once. */
-const MAX_JOINED_BYTES = 64 * 1024;
-
-function isString(frame: Frame): frame is string {
-  return typeof frame === 'string';
-}

@@ -6,7 +6,7 @@
  * Tokens for the API come in `Authorization: Bearer <jwt>`, as on the WebSocket.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Broker } from 'switchyard';
+import { reportError, type Broker } from 'switchyard';
 import { rolesOf, type Role, type TokenRegistry } from './tokens.js';
 
 export interface ApiOptions {
@@ -94,7 +94,7 @@ export function api(options: ApiOptions): RequestListener {
         (err: unknown) => {
           if (err instanceof HttpError) reply(res, err.status, { error: err.message });
           else {
-            broker.reportError(err, { during: 'api', route: req.url });
+            reportError(broker, err, { during: 'api', route: req.url });
             reply(res, 500, { error: 'internal error' });
           }
         },

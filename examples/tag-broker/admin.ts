@@ -121,7 +121,7 @@ function fail(status: number, message: string): never {
 }
 
 function validTag(broker: Broker, tag: unknown): string {
-  const problem = checkTopic(broker.options.syntax, tag, true);
+  const problem = checkTopic(broker.syntax, tag, true);
   if (problem !== null) fail(400, `invalid tag: ${problem}`);
   return tag as string;
 }

@@ -1,0 +1,248 @@
+/**
+ * The broker's insides, wired together: what the gate, sessions and the cluster ask of the
+ * broker, and the life of a connection from the 101 to its socket closing. Nothing here is on
+ * the exported `Broker` type; the façade (lib/broker.ts) calls in.
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import hyperid from 'hyperid';
+import { Access } from './access.js';
+import { Cluster } from './cluster.js';
+import { Connections } from './connections.js';
+import { Dispatcher } from './dispatch.js';
+import { CloseCode } from './errors.js';
+import type { ConnectionInfo, EventSink } from './events.js';
+import { Gate, type GateHost } from './handshake.js';
+import { MemoryStore } from './memory-store.js';
+import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
+import type { Outbox } from './outbox.js';
+import { PresenceTracker } from './presence.js';
+import { Recovery } from './recovery.js';
+import { Requests } from './requests.js';
+import { Router } from './router.js';
+import { Session, type SessionHost } from './session.js';
+import type { Store } from './store.js';
+import type { Handshake, Principal } from './types.js';
+
+/** What `stats()` reports. */
+export interface BrokerStats {
+  connections: number;
+  handshakesPending: number;
+  principals: number;
+  subscriptions: number;
+  patterns: number;
+  /** Bytes queued for connections and not yet taken by the kernel, summed. */
+  bufferedBytes: number;
+  published: number;
+  delivered: number;
+  rejectedHandshakes: number;
+  slowConsumersClosed: number;
+}
+
+export class BrokerCore implements SessionHost, GateHost {
+  readonly options: ResolvedOptions;
+  readonly nodeId: string;
+  readonly events: EventSink;
+  readonly newId = hyperid({ urlSafe: true });
+  readonly router: Router;
+  readonly connections = new Connections();
+  readonly store: Store;
+  readonly cluster: Cluster;
+  readonly access: Access;
+  readonly presence: PresenceTracker;
+  readonly dispatcher: Dispatcher;
+  readonly requests: Requests;
+  readonly gate: Gate;
+  readonly #heartbeat: NodeJS.Timeout | undefined;
+  #closed = false;
+  #rejectedHandshakes = 0;
+  #slowConsumersClosed = 0;
+
+  constructor(options: BrokerOptions, events: EventSink) {
+    this.options = resolveOptions(options);
+    this.events = events;
+    this.nodeId = this.newId();
+    const report = (err: unknown, context: Record<string, unknown>) => events.reportError(err, context);
+    this.router = new Router(this.options.syntax, report);
+    this.store = options.store ?? new MemoryStore();
+    this.access = new Access(this.options, options.authorize, report);
+    this.presence = new PresenceTracker(this.options.syntax);
+    this.cluster = new Cluster(
+      options.bus ?? null,
+      this.nodeId,
+      {
+        publish: (delivery) => this.router.fanout(delivery.topic, delivery, null),
+        direct: (delivery) => this.dispatcher.directLocal(delivery),
+        notify: (target, data, sentAt) => this.dispatcher.notifyLocal(target, data, sentAt),
+        revoke: (target, reason) => this.revokeLocal(target, reason),
+        reauthorize: (id, replacement) =>
+          void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
+      },
+      report,
+      options.logger ?? silentLogger,
+    );
+    const parts = {
+      options: this.options,
+      newId: this.newId,
+      store: this.store,
+      router: this.router,
+      cluster: this.cluster,
+      connections: this.connections,
+      access: this.access,
+      presence: this.presence,
+      events,
+    };
+    this.dispatcher = new Dispatcher(parts);
+    const recovery = new Recovery(this.options, this.store, this.router, events);
+    this.requests = new Requests({ ...parts, dispatcher: this.dispatcher, recovery });
+    this.gate = new Gate(this.options, this);
+    if (this.options.heartbeatMs !== false) {
+      this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  // ── GateHost and SessionHost ──────────────────────────────────────────────
+
+  get limits(): ResolvedLimits {
+    return this.options.limits;
+  }
+
+  get expiryWarningMs(): number {
+    return this.options.expiryWarningMs;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  connectionsOf(principalId: string): number {
+    return this.connections.count(principalId);
+  }
+
+  scheduleFlush(outbox: Outbox): void {
+    this.router.scheduleFlush(outbox);
+  }
+
+  reportError(error: unknown, context: Record<string, unknown>): void {
+    this.events.reportError(error, context);
+  }
+
+  countRejection(): void {
+    this.#rejectedHandshakes++;
+  }
+
+  /** Registers a connection the gate upgraded. Past the Session's creation nothing throws: a failure closes it 1011. */
+  open(endpoint: ResolvedEndpoint, socket: Duplex, head: Buffer, principal: Principal, handshake: Handshake): void {
+    const session = new Session({
+      id: this.newId(),
+      principal,
+      params: handshake.params,
+      query: handshake.query,
+      headers: handshake.headers,
+      endpoint,
+      host: this,
+      socket: socket as Socket,
+      head,
+    });
+    try {
+      const first = this.connections.add(session);
+      if (first && this.options.presence) this.dispatcher.announce(principal, true);
+      if (this.events.wants('connection')) this.events.emit('connection', this.info(session));
+      session.begin(() => this.#start(session));
+    } catch (err) {
+      this.reportError(err, { during: 'open', connection: session.id });
+      session.close(CloseCode.INTERNAL_ERROR, 'internal error');
+    }
+    // What a synchronous open() queued goes out now, behind the 101 the gate holds corked.
+    session.outbox.flush();
+  }
+
+  async #start(session: Session): Promise<void> {
+    try {
+      await session.endpoint.protocol.open(session);
+      session.armExpiry();
+      if (this.options.offlineQueue && !session.closing) {
+        const queued = await this.store.drainDirect(session.principal.id);
+        for (const m of queued) this.router.deliverTo(session, { kind: 'direct', ...m });
+      }
+    } catch (err) {
+      this.reportError(err, { during: 'open', connection: session.id });
+      session.close(CloseCode.INTERNAL_ERROR, 'internal error');
+    }
+  }
+
+  /** The session's socket is gone: forget it everywhere. */
+  sessionClosed(session: Session, code: number, reason: string): void {
+    this.requests.dropAll(session);
+    const last = this.connections.remove(session);
+    if (last && this.options.presence && !this.#closed) this.dispatcher.announce(session.principal, false);
+    const sent = session.closeCodeSent;
+    if (sent === CloseCode.TRY_AGAIN_LATER) this.#slowConsumersClosed++;
+    // A peer that never answered our close shows up as 1006: report the code we sent.
+    if (this.events.wants('disconnect')) {
+      this.events.emit('disconnect', { ...this.info(session), code: code === 1006 && sent !== undefined ? sent : code, reason });
+    }
+  }
+
+  info(session: Session): ConnectionInfo {
+    return { id: session.id, principal: session.principal, path: session.endpoint.pattern, params: session.params };
+  }
+
+  // ── for the façade ────────────────────────────────────────────────────────
+
+  revokeLocal(target: { principal?: string; tokenId?: string }, reason: string): number {
+    let closed = 0;
+    const candidates = target.principal !== undefined ? this.connections.of(target.principal) : this.connections.all();
+    for (const session of [...candidates]) {
+      if (target.tokenId !== undefined && session.principal.tokenId !== target.tokenId) continue;
+      session.close(CloseCode.TOKEN_REVOKED, reason);
+      closed++;
+    }
+    return closed;
+  }
+
+  stats(): BrokerStats {
+    let subscriptions = 0;
+    let bufferedBytes = 0;
+    for (const s of this.connections.all()) {
+      subscriptions += s.subscriptions.size;
+      bufferedBytes += s.bufferedBytes;
+    }
+    return {
+      connections: this.connections.size,
+      handshakesPending: this.gate.pendingCount,
+      principals: this.connections.principals,
+      subscriptions,
+      patterns: this.router.patterns,
+      bufferedBytes,
+      published: this.dispatcher.published,
+      rejectedHandshakes: this.#rejectedHandshakes,
+      slowConsumersClosed: this.#slowConsumersClosed,
+      delivered: this.router.delivered,
+    };
+  }
+
+  /** Refuses handshakes, closes every connection with 1001, waits for them, releases the store and bus. */
+  async shutdown(): Promise<void> {
+    this.#closed = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.gate.close();
+    const empty = this.connections.empty();
+    for (const session of [...this.connections.all()]) session.close(CloseCode.GOING_AWAY, 'server shutting down');
+    await empty;
+    const results = await Promise.allSettled([this.cluster.close(), this.store.close()]);
+    for (const r of results) if (r.status === 'rejected') this.reportError(r.reason, { during: 'close' });
+  }
+
+  #beat(): void {
+    for (const session of this.connections.all()) {
+      if (!session.alive) session.terminate();
+      else session.ping();
+    }
+  }
+}

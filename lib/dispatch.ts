@@ -1,0 +1,134 @@
+/**
+ * Where a message goes once it is allowed: numbered by the store (history topics), handed to
+ * this node's connections, then to the bus for the other nodes. Publishes, direct messages,
+ * notifications and presence announcements all leave through here.
+ */
+import type { Awaitable } from './awaitable.js';
+import { isThenable } from './awaitable.js';
+import type { Access } from './access.js';
+import type { Cluster, NotifyTarget } from './cluster.js';
+import type { Connections } from './connections.js';
+import type { EventSink } from './events.js';
+import type { ResolvedOptions } from './options.js';
+import type { PresenceTracker } from './presence.js';
+import type { Delivery, DirectResult, PublishResult } from './protocol.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+import type { Store } from './store.js';
+import { checkTopic } from './topics.js';
+import type { Principal } from './types.js';
+
+export interface DispatchParts {
+  options: ResolvedOptions;
+  newId: () => string;
+  store: Store;
+  router: Router;
+  cluster: Cluster;
+  connections: Connections;
+  access: Access;
+  presence: PresenceTracker;
+  events: EventSink;
+}
+
+export class Dispatcher {
+  readonly #p: DispatchParts;
+  /** Messages published (presence announcements included). */
+  published = 0;
+
+  constructor(parts: DispatchParts) {
+    this.#p = parts;
+  }
+
+  /** Numbers the message (history topics, through the store), then delivers it. */
+  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
+    const { options, store, access } = this.#p;
+    const messageId = this.#p.newId();
+    const sentAt = Date.now();
+    const h = options.history;
+    if (h !== undefined && access.keepsHistory(topic)) {
+      const record = store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h);
+      if (isThenable(record)) {
+        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset));
+      }
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset);
+    }
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined);
+  }
+
+  #deliverPublish(
+    topic: string,
+    payload: unknown,
+    from: string | null,
+    exclude: Session | null,
+    binary: Buffer | undefined,
+    messageId: string,
+    sentAt: number,
+    offset: number | undefined,
+  ): PublishResult {
+    // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
+    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset };
+    const recipients = this.#p.router.fanout(topic, delivery, exclude);
+    const cluster = this.#p.cluster;
+    if (cluster.enabled) cluster.send({
+      kind: 'publish', topic, payload, messageId, sentAt, from,
+      ...(binary && { binary: binary.toString('base64') }),
+      ...(offset !== undefined && { offset }),
+    });
+    this.published++;
+    const events = this.#p.events;
+    if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
+    const result: PublishResult = { messageId, recipients };
+    if (offset !== undefined) result.offset = offset;
+    return result;
+  }
+
+  /** A direct message to every connection of `target`, on every node; queued when it has none. */
+  async direct(from: string | null, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
+    const messageId = this.#p.newId();
+    const sentAt = Date.now();
+    const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt, ...(binary && { binary }) };
+    const deliveredTo = this.directLocal(delivery);
+    const cluster = this.#p.cluster;
+    if (cluster.enabled) cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+    let queued = false;
+    if (deliveredTo.length === 0 && this.#p.options.offlineQueue) {
+      queued = await this.#p.store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) });
+    }
+    return { messageId, deliveredTo, queued };
+  }
+
+  /** A direct message to the target's connections on this node; the ids it reached. */
+  directLocal(delivery: Delivery & { kind: 'direct' }): string[] {
+    const deliveredTo: string[] = [];
+    for (const session of this.#p.connections.of(delivery.target)) {
+      if (this.#p.router.deliverTo(session, delivery)) deliveredTo.push(session.id);
+    }
+    return deliveredTo;
+  }
+
+  /** A notification to this node's connections: all, a principal's, or a topic's subscribers. */
+  notifyLocal(target: NotifyTarget, data: unknown, sentAt: number): number {
+    const delivery: Delivery = { kind: 'notification', data, sentAt };
+    const router = this.#p.router;
+    if (typeof target === 'object' && 'topic' in target) return router.fanout(target.topic, delivery, null);
+    const connections = this.#p.connections;
+    const sessions = target === 'all' ? connections.all() : connections.of(target.principal);
+    let recipients = 0;
+    for (const session of sessions) if (router.deliverTo(session, delivery)) recipients++;
+    return recipients;
+  }
+
+  /** Publishes a presence change on `$presence/<id>` (every node does this for its own connections). */
+  announce(principal: Principal, online: boolean): void {
+    const presence = this.#p.presence;
+    const topic = presence.topicOf(principal.id);
+    if (checkTopic(this.#p.options.syntax, topic, false) !== null) return; // an id that cannot be a topic level
+    const report = (err: unknown) => this.#p.events.reportError(err, { during: 'presence', principal: principal.id });
+    try {
+      const result = this.publish(topic, presence.event(principal, online), null, null);
+      if (isThenable(result)) Promise.resolve(result).catch(report);
+    } catch (err) {
+      report(err);
+    }
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * What a connection asks for, checked and carried out: subscribe (with recovery), unsubscribe,
+ * publish, direct messages, history and presence; and the re-check of a principal's
+ * subscriptions after `reauthorize`. A session's subscriptions change only here, through its
+ * methods, always together with the topic index.
+ */
+import { isThenable, type Awaitable } from './awaitable.js';
+import { assertTarget, type Access } from './access.js';
+import type { Connections } from './connections.js';
+import type { Dispatcher } from './dispatch.js';
+import { BrokerError } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import type { PresenceTracker } from './presence.js';
+import type { DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import type { Recovery } from './recovery.js';
+import type { Router } from './router.js';
+import type { Session, SessionRequests } from './session.js';
+import type { HistoryPage, HistoryQuery, Store } from './store.js';
+import { parseSubscribe } from './subscriptions.js';
+import { assertTopic } from './topics.js';
+import type { Filter, Principal } from './types.js';
+
+export interface RequestParts {
+  options: ResolvedOptions;
+  access: Access;
+  router: Router;
+  dispatcher: Dispatcher;
+  recovery: Recovery;
+  store: Store;
+  connections: Connections;
+  presence: PresenceTracker;
+}
+
+export class Requests implements SessionRequests {
+  readonly #p: RequestParts;
+
+  constructor(parts: RequestParts) {
+    this.#p = parts;
+  }
+
+  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult> {
+    const { options, access, router, recovery } = this.#p;
+    const request = parseSubscribe(options.syntax, patterns, filters, recover, (t) => access.keepsHistory(t));
+    const added = request.patterns.filter((p) => !session.subscriptions.has(p)).length;
+    const limit = options.limits.maxSubscriptions;
+    if (session.subscriptions.size + added > limit) {
+      throw new BrokerError('SY_ERR_SUBSCRIPTION_LIMIT', `subscription limit of ${limit} per connection reached`, {
+        details: { limit, active_subscriptions: session.subscriptions.size },
+      });
+    }
+    const verdicts = await Promise.all(request.patterns.map((p) => access.allowed(session, 'subscribe', p)));
+    const denied = request.patterns.filter((_, i) => !verdicts[i]);
+    if (denied.length > 0) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to subscribe to ${denied.join(', ')}`, { details: { topics: denied } });
+    }
+    const result = (): SubscribeResult => ({ topics: request.patterns, active: session.subscriptions.size });
+    if (session.closing) return result();
+    recovery.hold(session, request.recover.map(([topic]) => topic));
+    for (const p of request.patterns) {
+      session.addSubscription(p, request.filter?.source ?? null);
+      router.add(p, session, request.filter);
+    }
+    if (request.recover.length === 0) return result();
+    const recovered: Record<string, boolean> = {};
+    for (const [topic, since] of request.recover) recovered[topic] = await recovery.replay(session, topic, since);
+    return { ...result(), recovered };
+  }
+
+  unsubscribe(session: Session, patterns: string[]): SubscribeResult {
+    if (!Array.isArray(patterns) || patterns.length === 0 || patterns.some((p) => typeof p !== 'string')) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', 'topics must be a non-empty array of strings');
+    }
+    const unique = [...new Set(patterns)];
+    for (const p of unique) this.#drop(session, p);
+    return { topics: unique, active: session.subscriptions.size };
+  }
+
+  /** Removes every subscription of a session from the index (its socket is gone). */
+  dropAll(session: Session): void {
+    for (const pattern of session.subscriptions.keys()) this.#p.router.remove(pattern, session);
+  }
+
+  #drop(session: Session, pattern: string): boolean {
+    if (!session.removeSubscription(pattern)) return false;
+    this.#p.router.remove(pattern, session);
+    return true;
+  }
+
+  /** Synchronous end to end when `authorize` and the store are (the hot path of a Broadcast). */
+  publish(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult> {
+    assertTopic(this.#p.options.syntax, topic, false);
+    if (this.#p.presence.isPresenceTopic(topic)) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `${topic} is reserved for presence events`, { details: { topics: [topic] } });
+    }
+    const allowed = this.#p.access.allowed(session, 'publish', topic);
+    if (isThenable(allowed)) return Promise.resolve(allowed).then((yes) => this.#publishAllowed(yes, session, topic, payload, options));
+    return this.#publishAllowed(allowed, session, topic, payload, options);
+  }
+
+  #publishAllowed(allowed: boolean, session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult> {
+    if (!allowed) throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
+    const echo = options.echo ?? session.endpoint.echo;
+    return this.#p.dispatcher.publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
+  }
+
+  async direct(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
+    assertTarget(target);
+    if (!(await this.#p.access.allowed(session, 'direct', target))) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to message ${target}`);
+    }
+    return this.#p.dispatcher.direct(session.principal.id, target, payload, binary);
+  }
+
+  async history(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage> {
+    assertTopic(this.#p.options.syntax, topic, false);
+    if (!(await this.#p.access.allowed(session, 'subscribe', topic))) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to read ${topic}`, { details: { topics: [topic] } });
+    }
+    return this.readHistory(topic, query);
+  }
+
+  /** A topic's history, for the host or a connection allowed to read it. */
+  async readHistory(topic: string, query: HistoryQuery): Promise<HistoryPage> {
+    assertTopic(this.#p.options.syntax, topic, false);
+    const h = this.#p.options.history;
+    if (h === undefined || !this.#p.access.keepsHistory(topic)) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history`, { details: { topics: [topic] } });
+    }
+    return this.#p.store.readHistory(topic, query, h);
+  }
+
+  async presence(session: Session, principalIds: string[]): Promise<PresenceInfo[]> {
+    if (!this.#p.options.presence) throw new BrokerError('SY_ERR_NOT_FOUND', 'presence is not enabled on this broker');
+    for (const id of principalIds) assertTarget(id);
+    const topics = principalIds.map((id) => this.#p.presence.topicOf(id));
+    const verdicts = await Promise.all(topics.map((t) => this.#p.access.allowed(session, 'subscribe', t)));
+    const denied = topics.filter((_, i) => !verdicts[i]);
+    if (denied.length > 0) {
+      throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to see ${denied.join(', ')}`, { details: { topics: denied } });
+    }
+    return principalIds.map((id) => this.presenceOf(id));
+  }
+
+  /** A principal's presence as this node sees it. */
+  presenceOf(principalId: string): PresenceInfo {
+    const first = this.#p.connections.of(principalId).values().next().value;
+    return this.#p.presence.current(principalId, first?.principal);
+  }
+
+  /**
+   * Re-checks every subscription of a principal's connections on this node (replacing the
+   * principal they hold first, if given); drops what is no longer allowed and tells the client
+   * through its protocol. Resolves how many were dropped.
+   */
+  async recheck(principalId: string, principal: Principal | undefined): Promise<number> {
+    let dropped = 0;
+    for (const session of [...this.#p.connections.of(principalId)]) {
+      if (principal !== undefined) session.replacePrincipal(principal);
+      const patterns = [...session.subscriptions.keys()];
+      const verdicts = await Promise.all(patterns.map((p) => this.#p.access.allowed(session, 'subscribe', p)));
+      const lost = patterns.filter((p, i) => !verdicts[i] && this.#drop(session, p));
+      if (lost.length > 0 && !session.closing) {
+        dropped += lost.length;
+        session.endpoint.protocol.permissionLost(session, lost);
+      }
+      if (principal !== undefined) session.armExpiry();
+    }
+    return dropped;
+  }
+}
