@@ -57,6 +57,7 @@ export const ERRORS = {
   SY_ERR_OPTIONS: { message: 'invalid options', status: 500 },
   SY_ERR_HOOK: { message: 'host callback failed', status: 500, close: 1011, http: 500 },
   SY_ERR_BACKEND: { message: 'backend failure', status: 500 },
+  SY_ERR_STORE_UNAVAILABLE: { message: 'store unavailable', status: 503 },
 } as const satisfies Record<string, ErrorRow>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -11,8 +11,8 @@ export { hashToken, verifyToken, generateToken, safeEqual, redactUrl } from './a
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { MemoryBus, MemoryHub } from './memory-bus.js';
 export { writeHttp } from './handshake.js';
-export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits, HistoryPosition } from './store.js';
-export { positionOf } from './store.js';
+export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits, HistoryPosition, RecoverFrom } from './store.js';
+export { positionOf, positionFrom } from './store.js';
 export type { Bus, BusMessage, BusHandler } from './bus.js';
 export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';
 export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';

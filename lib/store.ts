@@ -27,6 +27,9 @@ export interface HistoryPosition {
   epoch: string;
 }
 
+/** What a Subscribe recovers from, per topic: a position, or a bare offset (of the current epoch). */
+export type RecoverFrom = Record<string, HistoryPosition | number>;
+
 /** A message kept in a topic's history. */
 export interface HistoryRecord {
   topic: string;
@@ -94,4 +97,15 @@ export interface Store {
 export function positionOf(since: HistoryPosition | number | undefined, current: string): HistoryPosition | undefined {
   if (since === undefined) return undefined;
   return typeof since === 'number' ? { offset: since, epoch: current } : since;
+}
+
+/** A position as a client sends it: a bare offset (of the topic's current epoch) or `{offset, epoch}`; undefined when it is neither. */
+export function positionFrom(value: unknown): HistoryPosition | number | undefined {
+  const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (isOffset(value)) return value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const offset: unknown = Object.hasOwn(value, 'offset') ? (value as Record<string, unknown>).offset : undefined;
+  const epoch: unknown = Object.hasOwn(value, 'epoch') ? (value as Record<string, unknown>).epoch : undefined;
+  if (!isOffset(offset) || typeof epoch !== 'string' || epoch.length === 0 || epoch.length > 200) return undefined;
+  return { offset, epoch };
 }
