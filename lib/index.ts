@@ -10,9 +10,11 @@ export { TopicIndex } from './topic-index.js';
 export { hashToken, verifyToken, generateToken, safeEqual, redactUrl } from './auth.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { MemoryBus, MemoryHub } from './memory-bus.js';
+export { MemoryRegistry } from './memory-registry.js';
 export { writeHttp } from './handshake.js';
 export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, HistoryLimits } from './store.js';
 export type { Bus, BusMessage, BusHandler } from './bus.js';
+export type { Registry, RegistryEntry } from './registry.js';
 export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';
 export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';
 export type {

@@ -4,6 +4,7 @@ import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
+import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
 import type { Authenticate, Authorize, CredentialSource, Logger } from './types.js';
@@ -93,6 +94,13 @@ export interface BrokerOptions {
   store?: Store;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
+  /**
+   * Where the cluster's connections are known (connections per principal, on which nodes). With a
+   * bus, give every node the same one (one `MemoryRegistry` in one process): a direct message is
+   * then queued only when its principal is connected nowhere. Default: a MemoryRegistry of this
+   * broker alone (with a bus, a principal connected only to another node then counts as offline).
+   */
+  registry?: Registry;
   /** Where the broker reports what it does not throw. Default: silent. */
   logger?: Logger;
 }
