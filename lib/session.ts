@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, textFrame, type Frame } from './frame.js';
+import { encodeFrame, textFrame } from './frame.js';
 import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
@@ -163,10 +163,6 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── outbound ──────────────────────────────────────────────────────────────
 
-  enqueue(frame: Frame): boolean {
-    return this.outbox.enqueue(frame);
-  }
-
   send(message: unknown): void {
     this.outbox.enqueue(textFrame(JSON.stringify(message)));
   }
@@ -282,7 +278,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
       this.#wire.terminate();
       return;
     }
-    this.addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
+    this.#addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
   }
 
   /** Ends the connection at once, without a close handshake (dead peer). */
@@ -332,7 +328,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   }
 
   /** Timers owned by this connection, cleared when it closes. */
-  addTimer(timer: NodeJS.Timeout): void {
+  #addTimer(timer: NodeJS.Timeout): void {
     timer.unref();
     (this.#timers ??= []).push(timer);
   }
