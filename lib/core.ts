@@ -9,13 +9,15 @@ import hyperid from 'hyperid';
 import { Access } from './access.js';
 import { Cluster } from './cluster.js';
 import { Connections } from './connections.js';
+import { ConnectionControl } from './control.js';
 import { Dispatcher } from './dispatch.js';
 import { BrokerError, CloseCode } from './errors.js';
 import type { ConnectionInfo, EventSink } from './events.js';
 import { Gate, type GateHost } from './handshake.js';
 import { MemoryRegistry } from './memory-registry.js';
 import { MemoryStore } from './memory-store.js';
-import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
+import { toLogger } from './logger.js';
+import { resolveOptions, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
 import type { Outbox } from './outbox.js';
 import { PresenceTracker } from './presence.js';
 import { Recovery } from './recovery.js';
@@ -37,6 +39,8 @@ export interface BrokerStats {
   bufferedBytes: number;
   published: number;
   delivered: number;
+  /** Frames compressed with permessage-deflate: once per delivery per endpoint (and window size), never per subscriber. */
+  deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
 }
@@ -56,6 +60,7 @@ export class BrokerCore implements SessionHost, GateHost {
   readonly dispatcher: Dispatcher;
   readonly requests: Requests;
   readonly gate: Gate;
+  readonly control: ConnectionControl;
   readonly #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
   #rejectedHandshakes = 0;
@@ -69,7 +74,7 @@ export class BrokerCore implements SessionHost, GateHost {
     this.router = new Router(this.options.syntax, report);
     this.store = options.store ?? new MemoryStore();
     this.registry = options.registry ?? new MemoryRegistry();
-    const logger = options.logger ?? silentLogger;
+    const logger = toLogger(options.logger);
     if (options.bus !== undefined && options.registry === undefined) {
       logger.warn('a bus without a shared registry: a principal connected only to another node counts as offline (direct messages to it are queued)', {});
     }
@@ -107,6 +112,7 @@ export class BrokerCore implements SessionHost, GateHost {
     const recovery = new Recovery(this.options, this.store, this.router, events);
     this.requests = new Requests({ ...parts, dispatcher: this.dispatcher, recovery });
     this.gate = new Gate(this.options, this);
+    this.control = new ConnectionControl({ ...parts, requests: this.requests });
     if (this.options.heartbeatMs !== false) {
       this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
       this.#heartbeat.unref();
@@ -159,9 +165,11 @@ export class BrokerCore implements SessionHost, GateHost {
       host: this,
       socket: socket as Socket,
       head,
+      request: handshake.request,
     });
     try {
       const first = this.connections.add(session);
+      this.control.track(session, socket as Socket);
       this.registry.add(this.nodeId, principal.id, session.id).catch((err: unknown) => this.#registryFailed(err, 'add'));
       if (first && this.options.presence) this.dispatcher.announce(principal, true);
       if (this.events.wants('connection')) this.events.emit('connection', this.info(session));
@@ -192,6 +200,7 @@ export class BrokerCore implements SessionHost, GateHost {
   sessionClosed(session: Session, code: number, reason: string): void {
     this.requests.dropAll(session);
     const last = this.connections.remove(session);
+    this.control.untrack(session);
     this.registry.remove(this.nodeId, session.principal.id, session.id).catch((err: unknown) => this.#registryFailed(err, 'remove'));
     if (last && this.options.presence && !this.#closed) this.dispatcher.announce(session.principal, false);
     const sent = session.closeCodeSent;
@@ -237,6 +246,7 @@ export class BrokerCore implements SessionHost, GateHost {
       rejectedHandshakes: this.#rejectedHandshakes,
       slowConsumersClosed: this.#slowConsumersClosed,
       delivered: this.router.delivered,
+      deflated: this.router.deflated,
     };
   }
 
