@@ -113,8 +113,6 @@ export class Client {
     this.#subs.delete(topic);
   }
 
-
-
   /** The subscription to `topic`, if `subscribe` made one. */
   subscription(topic: string): Subscription | undefined {
     return this.#subs.get(topic);
@@ -275,8 +273,10 @@ export class Client {
   #closed(code: number, reason: string): void {
     this.#teardown();
     this.#lastCode = code;
-    this.#fail(new SwitchyardError('DISCONNECTED', `connection closed (${code}${reason ? ` ${reason}` : ''})`, { code }), true);
-    if (TERMINAL_CLOSE_CODES.includes(code)) {
+    const terminal = TERMINAL_CLOSE_CODES.includes(code);
+    // After a terminal close nothing will be sent again: requests waiting for a retry fail too.
+    this.#fail(new SwitchyardError('DISCONNECTED', `connection closed (${code}${reason ? ` ${reason}` : ''})`, { code }), !terminal);
+    if (terminal) {
       this.#liveness.unlisten();
       this.#transition('closed', code, reason);
       this.#reportError(new SwitchyardError(code, `connection refused for good (${code}${reason ? ` ${reason}` : ''}); not reconnecting`, { code, reason }));
@@ -326,19 +326,22 @@ export class Client {
 
   // ── inbound ───────────────────────────────────────────────────────────────
 
+  /** One frame from the socket. A frame this client cannot read is reported, never thrown into the socket's event loop. */
   #receive(data: unknown): void {
     this.#liveness.heard();
+    try {
+      this.#dispatch(data);
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  #dispatch(data: unknown): void {
     if (typeof data !== 'string') {
       this.#receiveBinary(new Uint8Array(data as ArrayBuffer));
       return;
     }
-    let frame: ServerFrame;
-    try {
-      frame = JSON.parse(data) as ServerFrame;
-    } catch (error) {
-      this.#reportError(error);
-      return;
-    }
+    const frame = JSON.parse(data) as ServerFrame;
     const d = frame.data as never;
     switch (frame.type) {
       case 'Status': return this.#status(frame.data);
