@@ -138,6 +138,10 @@ export interface Protocol {
   permissionLost(conn: Connection, patterns: string[]): void;
   /** The principal's credentials expire at `expiresAt` (ms since the epoch). */
   tokenExpiring?(conn: Connection, expiresAt: number): void;
+  /** The host subscribed the connection from the server (`broker.subscribe`): tell the client. */
+  subscribed?(conn: Connection, result: SubscribeResult): void;
+  /** The host unsubscribed the connection from the server (`broker.unsubscribe`): tell the client. */
+  unsubscribed?(conn: Connection, result: SubscribeResult): void;
   /**
    * The server is about to close the connection with `code` (after remapping): a last chance to
    * send a frame, e.g. seed 003's AUTH_ERROR before a revoked token's 4002.

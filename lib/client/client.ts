@@ -382,6 +382,8 @@ export class Client {
       }
       case 'subscribed':
       case 'unsubscribed':
+        // The host's own subscribe/unsubscribe of this connection answers no request of ours.
+        if ((data.details as { by?: string } | null)?.by === 'server') return;
         return void this.#requests.reply(data.status, data.details);
       case 'binary_received':
         return void this.#requests.reply('binary', data.details);
