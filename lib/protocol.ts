@@ -95,6 +95,13 @@ export interface Connection {
   sendRaw(data: string | Buffer): void;
   /** Subscribes all or nothing; rejects with a BrokerError (400 invalid, 403 denied with the topics, 400 limit). */
   subscribe(patterns: string[], filters?: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  /**
+   * In-band token refresh: authenticates `token` again through the endpoint's `authenticate`
+   * (credentials `{ scheme: 'bearer', token, source: 'refresh' }`), keeps the connection and
+   * replaces its principal (same id required), re-checks its subscriptions and re-arms its expiry.
+   * Rejects with `SY_ERR_INVALID_CREDENTIALS` when refused or for another principal.
+   */
+  refresh(token: string): Promise<Principal>;
   /** Removes subscriptions; unknown ones are ignored. */
   unsubscribe(patterns: string[]): SubscribeResult;
   /**

@@ -103,6 +103,25 @@ describe('RedisBus link faults', () => {
   });
 });
 
+describe('RedisBus started before Redis is there', () => {
+  it('rejects start after startTimeoutMs, keeps trying, and reports the gap once Redis comes', async () => {
+    const server = await OwnServer.redis();
+    cleanup.push(() => server.kill());
+    const channel = `sy-fault:${randomUUID()}`;
+    const make = () => new RedisBus({ connection: `redis://127.0.0.1:${server.port}`, channel, probeIntervalMs: 0, startTimeoutMs: 300 });
+    const late = make();
+    const n: Node = { id: 'late', bus: late, received: [], downs: [], gaps: [], errors: [] };
+    cleanup.push(() => late.close());
+    await expect(late.start(n.id, (m) => n.received.push(m), { down: (d) => n.downs.push(d), gap: (g) => n.gaps.push(g), error: (e) => n.errors.push(e) })).rejects.toThrow(/not connected within 300 ms/);
+    expect(n.downs).toHaveLength(1);
+    await server.start();
+    await until(() => n.gaps.length === 1, 'the gap once Redis is there');
+    const other = await node(make());
+    await getsThrough(other, n, 'hello late node');
+    expect(n.errors.map((e) => e.message)).toEqual([]);
+  });
+});
+
 describe('RedisBus frames it cannot read', () => {
   it('reports them and carries on', async () => {
     const channel = `sy-fault:${randomUUID()}`;

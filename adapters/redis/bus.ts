@@ -112,12 +112,13 @@ export class RedisBus implements Bus {
       await Promise.race([Promise.all([this.#subscribe(), ready(pub)]), timeout]);
     } catch (err) {
       // Not connected yet: the node runs alone until the connection comes, then hears of the gap.
-      link.down('not connected at start');
+      link.startFailed('not connected at start');
       sub.on('ready', onReady);
       throw err;
     } finally {
       clearTimeout(timer);
     }
+    link.up();
     sub.on('ready', onReady);
   }
 

@@ -105,6 +105,8 @@ export interface AckData {
   delivered_to?: string[];
   /** `X-` custom handlers: what the handler returned. */
   result?: unknown;
+  /** Refresh: when the new credentials expire (ms since the Unix epoch), if they do. */
+  expires_at?: number;
 }
 export type AckFrame = Envelope<'Ack', AckData>;
 
