@@ -26,6 +26,10 @@ const DOCUMENTED = [
   'history',
   'connectionIds',
   'connectionsOf',
+  'disconnect',
+  'subscribe',
+  'unsubscribe',
+  'connections',
   'stats',
   'close',
 ].sort();
