@@ -26,10 +26,10 @@ const DOCUMENTED = [
   'history',
   'connectionIds',
   'connectionsOf',
+  'connections',
   'disconnect',
   'subscribe',
   'unsubscribe',
-  'connections',
   'stats',
   'close',
 ].sort();
