@@ -109,6 +109,12 @@ beforeAll(async () => {
   sent.set('envelope:Status.binary_received', await alice.nextOf('Status', (f) => f.data.status === 'binary_received'));
   const carol = await open('carol');
   sent.set('envelope:AuthStatus', await carol.nextOf('AuthStatus'));
+  carol.sendJson({ type: 'Refresh', data: { token: 'carol' }, id: 'r1' });
+  sent.set('envelope:Ack.refresh', await carol.nextOf('Ack'));
+  bob.sendJson({ type: 'Subscribe', data: { topics: ['chat/general'], recover: { 'chat/general': 0 } }, id: 's2' });
+  sent.set('envelope:Status.subscribed.recovered', await bob.nextOf('Status', (f) => f.data.status === 'subscribed' && f.data.details.recovered !== undefined));
+  await bob.nextOf('Ack');
+  await bob.request('Unsubscribe', { topics: ['chat/general'] });
   const conn = running.broker.connections({ principal: 'bob' })[0]!;
   await running.broker.subscribe(conn.id, ['chat/announcements']);
   sent.set('envelope:Status.subscribed.server', await bob.nextOf('Status', (f) => f.data.status === 'subscribed' && f.data.details.by === 'server'));
