@@ -5,11 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { andThen, isThenable, type Awaitable } from '../awaitable.js';
-import { BrokerError } from '../errors.js';
+import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
 import type { HistoryRecord } from '../store.js';
+import type { Principal } from '../types.js';
 // The one definition of every frame's shape, shared with switchyard/client: the frames built
 // here are checked against it (`satisfies`); the hand-written hot-path templates follow it too.
 import type {
@@ -42,6 +43,8 @@ export interface EnvelopeOptions {
 /** Binary frame types (seed 001): `[1 byte type][4 bytes BE length][payload]`. */
 const BINARY_TYPES = { 1: 'broadcast', 2: 'direct_message', 3: 'file_transfer', 4: 'stream_data' } as const;
 const MAX_HISTORY_LIMIT = 1000;
+/** A Refresh refused with one of these closes the connection (4003) after its Error. */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['SY_ERR_INVALID_CREDENTIALS', 'SY_ERR_MISSING_CREDENTIALS', 'SY_ERR_TOKEN_REVOKED']);
 
 interface Request {
   type: string;
@@ -105,6 +108,23 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       const ids = stringArray(data.user_ids ?? (typeof data.user_id === 'string' ? [data.user_id] : undefined), 'Presence', 'data.user_ids');
       for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info } satisfies PresenceFrame);
       ack(conn, req, { status: 'ok' });
+    },
+
+    // In-band token refresh: the connection stays; a refused token gets its Error, then close 4003.
+    async Refresh(conn, req) {
+      const data = requireObject(req.data, 'Refresh');
+      if (typeof data.token !== 'string' || data.token === '') throw bad('Refresh needs data.token (a non-empty string)');
+      let principal: Principal;
+      try {
+        principal = await conn.refresh(data.token);
+      } catch (err) {
+        if (!(err instanceof BrokerError) || !REFUSALS.has(err.code)) throw err;
+        conn.state = undefined;
+        conn.send({ type: 'Error', data: { code: err.status, message: err.message, details: { ...err.details, message_id: req.id } } } satisfies ErrorFrame);
+        conn.close(CloseCode.INVALID_CREDENTIALS, 'token refresh refused');
+        return;
+      }
+      ack(conn, req, { status: 'ok', ...(principal.expiresAt !== undefined && { expires_at: principal.expiresAt }) });
     },
 
     Unsubscribe(conn, req) {
@@ -207,6 +227,16 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
         type: 'Error',
         data: { code: 403, message: `permission revoked; unsubscribed from ${patterns.join(', ')}`, details: { topics: patterns } },
       } satisfies ErrorFrame);
+    },
+
+    // The host changed the connection's subscriptions (broker.subscribe / unsubscribe): the same
+    // Status a Subscribe gets, marked `by: 'server'` so a client never takes it for its own reply.
+    subscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'subscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
+    },
+
+    unsubscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
     },
 
     tokenExpiring(conn, expiresAt) {
