@@ -37,6 +37,8 @@ export interface BrokerStats {
   bufferedBytes: number;
   published: number;
   delivered: number;
+  /** Frames compressed with permessage-deflate: once per delivery per endpoint (and window size), never per subscriber. */
+  deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
 }
@@ -231,6 +233,7 @@ export class BrokerCore implements SessionHost, GateHost {
       rejectedHandshakes: this.#rejectedHandshakes,
       slowConsumersClosed: this.#slowConsumersClosed,
       delivered: this.router.delivered,
+      deflated: this.router.deflated,
     };
   }
 

@@ -6,6 +6,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { findCredentials, redactError } from './auth.js';
+import { negotiate, type Negotiated } from './deflate.js';
 import { splitTarget } from './path.js';
 import { BrokerError, CloseCode } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
@@ -101,6 +102,10 @@ export class Gate {
     if (endpoint.origin !== undefined && !endpoint.origin(request)) {
       // Always HTTP, whatever the endpoint's reject policy: a page from another site gets nothing.
       this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_ORIGIN'));
+      return true;
+    }
+    if (negotiateCompression(endpoint, request) === 'malformed') {
+      this.#answer(attempt, 400, 'invalid Sec-WebSocket-Extensions header');
       return true;
     }
     if (this.#host.closed) {
@@ -222,7 +227,8 @@ export class Gate {
     // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
     socket.cork();
     try {
-      if (!acceptUpgrade(request, socket, subprotocol)) {
+      const negotiated = negotiateCompression(endpoint, request);
+      if (!acceptUpgrade(request, socket, subprotocol, negotiated === 'malformed' ? null : negotiated)) {
         this.#to(attempt, 'closed');
         return;
       }
@@ -271,7 +277,7 @@ export class Gate {
   /** Sends an optional text frame, then a close frame, on an upgraded socket no session owns. */
   #closeFrame(attempt: Attempt, head: Buffer, code: number, reason: string, frame: string | null): void {
     const socket = attempt.socket;
-    const wire = new Wire(socket, head, this.#options.limits.maxMessageBytes, REFUSED);
+    const wire = new Wire(socket, head, this.#options.limits, REFUSED);
     // Sent before the close frame, so the client reads it first (seed 003's AUTH_ERROR).
     if (frame !== null) socket.write(textFrame(frame), 'latin1');
     wire.close(code, reason);
@@ -299,6 +305,13 @@ export class Gate {
 }
 
 function ignore(): void {}
+
+/** permessage-deflate for an endpoint that compresses (RFC 7692 §5): the agreement, none, or a malformed header (400). */
+function negotiateCompression(endpoint: ResolvedEndpoint, request: IncomingMessage): Negotiated | null | 'malformed' {
+  if (endpoint.compression === null) return null;
+  const header = request.headers['sec-websocket-extensions'];
+  return negotiate(Array.isArray(header) ? header.join(', ') : header, endpoint.compression);
+}
 
 /** A hook's error with the presented token replaced wherever it appears (hosts quote it in messages). */
 function secretless(err: unknown, handshake: Handshake): unknown {

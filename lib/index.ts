@@ -20,6 +20,7 @@ export type { Store, QueuedDirect, HistoryRecord, HistoryQuery, HistoryPage, His
 export type { Bus, BusMessage, BusHandler, BusGap, BusObserver } from './bus.js';
 export type { Protocol, Connection, Delivery, SubscribeResult, PublishResult, DirectResult, PublishOptions, PresenceInfo } from './protocol.js';
 export type { BrokerOptions, EndpointOptions, LimitOptions, HistoryOptions } from './options.js';
+export type { CompressionOptions } from './deflate.js';
 export type {
   Access, Action, Authenticate, Authorize, AuthorizeContext, Credentials, CredentialSource, Filter, Grant, Handshake, Logger, Principal,
 } from './types.js';

@@ -3,6 +3,7 @@ import { BrokerError } from './errors.js';
 import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
 import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
+import { resolveCompression, type CompressionOptions, type ResolvedCompression } from './deflate.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
 import type { Store } from './store.js';
@@ -45,11 +46,19 @@ export interface EndpointOptions {
   strict?: boolean;
   /** Path matching case-sensitive. Default true. */
   caseSensitive?: boolean;
+  /**
+   * permessage-deflate (RFC 7692) for clients that offer it: `true` for the defaults, or an
+   * object (threshold in bytes, level, window bits). A publish is compressed once per endpoint
+   * and shared by every subscriber (README, "Compression"). Default false (off).
+   */
+  compression?: boolean | CompressionOptions;
 }
 
 export interface LimitOptions {
-  /** Largest inbound frame in bytes; bigger closes with 1009. Default 64 KiB (seed 001). */
+  /** Largest inbound message in bytes (once inflated, if compressed); bigger closes with 1009. Default 64 KiB (seed 001). */
   maxMessageBytes?: number;
+  /** Most frames one inbound message may be fragmented into; more closes with 1009. Default 1,024. */
+  maxFragments?: number;
   /** Token bucket per connection, or false for none. Default 100/s with a burst of 200. */
   rate?: { perSecond: number; burst: number } | false;
   /** Refused (429) messages within `rateAbuseWindowMs` needed, at the least, before the connection is closed with 1008. Default 50. */
@@ -131,10 +140,13 @@ export interface ResolvedEndpoint {
   authenticate: Authenticate;
   authorize: Authorize | undefined;
   echo: boolean;
+  /** permessage-deflate settings, or null when the endpoint does not compress. */
+  compression: ResolvedCompression | null;
 }
 
 export interface ResolvedLimits {
   maxMessageBytes: number;
+  maxFragments: number;
   rate: { perSecond: number; burst: number } | false;
   rateAbuseStrikes: number;
   rateAbuseWindowMs: number;
@@ -190,6 +202,7 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
   if (rate !== false && !(rate.perSecond > 0 && rate.burst >= 1)) fail('limits.rate needs perSecond > 0 and burst >= 1');
   const limits: ResolvedLimits = {
     maxMessageBytes: positive('limits.maxMessageBytes', l.maxMessageBytes, 64 * 1024),
+    maxFragments: positive('limits.maxFragments', l.maxFragments, 1024),
     rate,
     rateAbuseStrikes: positive('limits.rateAbuseStrikes', l.rateAbuseStrikes, 50),
     rateAbuseWindowMs: positive('limits.rateAbuseWindowMs', l.rateAbuseWindowMs, 4_000),
@@ -208,6 +221,12 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     seen.add(e.path);
     if (e.reject !== undefined && e.reject !== 'close' && e.reject !== 'http') fail(`endpoints[${index}].reject must be 'close' or 'http'`);
     const credentials = e.credentials ?? ALL_CREDENTIAL_SOURCES;
+    let compression: ResolvedCompression | null;
+    try {
+      compression = resolveCompression(e.compression, `endpoints[${index}].compression`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
     for (const c of credentials) if (!ALL_CREDENTIAL_SOURCES.includes(c)) fail(`unknown credential source '${c}'`);
     return {
       index,
@@ -223,6 +242,7 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
       authenticate: e.authenticate ?? options.authenticate,
       authorize: e.authorize,
       echo: e.echo ?? false,
+      compression,
     };
   });
   let history: ResolvedOptions['history'];

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, textFrame, type Frame } from './frame.js';
+import { encodeFrame, frameSlot, textFrame, type Frame } from './frame.js';
 import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
@@ -52,6 +52,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   readonly connectedAt = Date.now();
   state: unknown = undefined;
   readonly outbox: Outbox;
+  /** Which of a delivery's frames this connection takes: its endpoint's, compressed or not (lib/router.ts). */
+  readonly frameSlot: number;
   /** Heartbeat: whether a pong (or any frame) arrived since the last ping. */
   alive = true;
   /** The close code this side sent, if it started the close (reported instead of 1006 when the peer never answered). */
@@ -93,7 +95,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.request = init.request;
     this.#host = init.host;
     const limits = init.host.limits;
-    this.#wire = new Wire(init.socket, init.head, limits.maxMessageBytes, this);
+    this.#wire = new Wire(init.socket, init.head, limits, this);
+    this.frameSlot = frameSlot(init.endpoint.index, this.#wire.deflateWindowBits);
     this.outbox = new Outbox(init.socket, this.#wire, limits.maxBufferedBytes, init.host, this);
     this.#inbox = new Inbox(this, this.#wire, limits);
   }
