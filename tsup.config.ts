@@ -9,6 +9,11 @@ export default defineConfig({
     express: 'adapters/express.ts',
     fastify: 'adapters/fastify.ts',
     koa: 'adapters/koa.ts',
+    // Browsers and Node: imports nothing from node:* and nothing else, so dist/client.js is one
+    // self-contained ES module a page can load as is.
+    client: 'lib/client/index.ts',
+    redis: 'adapters/redis/index.ts',
+    nats: 'adapters/nats.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -11,6 +11,9 @@ export default defineConfig({
       { find: /^switchyard\/express$/, replacement: here('./adapters/express.ts') },
       { find: /^switchyard\/fastify$/, replacement: here('./adapters/fastify.ts') },
       { find: /^switchyard\/koa$/, replacement: here('./adapters/koa.ts') },
+      { find: /^switchyard\/client$/, replacement: here('./lib/client/index.ts') },
+      { find: /^switchyard\/redis$/, replacement: here('./adapters/redis/index.ts') },
+      { find: /^switchyard\/nats$/, replacement: here('./adapters/nats.ts') },
     ],
   },
   test: {

@@ -5,6 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CredentialSource, Credentials } from './types.js';
+import { SCHEME_TOKEN } from './wire.js';
 
 export const ALL_CREDENTIAL_SOURCES: readonly CredentialSource[] = ['header', 'query', 'subprotocol'];
 
@@ -23,7 +24,17 @@ export function findCredentials(
   query: URLSearchParams,
   sources: readonly CredentialSource[],
 ): FoundCredentials {
-  const offered = parseSubprotocols(headers['sec-websocket-protocol']);
+  const raw = headers['sec-websocket-protocol'];
+  // Seed 004's raw `Token <t>`: one value, not a protocol list, and never echoed in the 101
+  // (the client offered no protocol name, and a 101 naming one would fail it).
+  const spaced = raw === undefined ? null : SCHEME_TOKEN.exec(raw);
+  if (spaced !== null && sources.includes('subprotocol')) {
+    const header = sources.includes('header') ? credentialsFromHeader(headers.authorization) : undefined;
+    const token = query.get('token');
+    const fromQuery = sources.includes('query') && token !== null && token !== '' ? ({ scheme: 'query', token, source: 'query' } as const) : undefined;
+    return { credentials: header ?? fromQuery ?? { scheme: spaced[1]!.toLowerCase(), token: spaced[2]!, source: 'subprotocol' }, subprotocol: undefined };
+  }
+  const offered = parseSubprotocols(raw);
   const fromProtocol = credentialsFromSubprotocols(offered);
   const subprotocol = selectSubprotocol(offered, fromProtocol?.entries);
   let credentials: Credentials | undefined;

@@ -37,15 +37,45 @@ export type BusMessage = BusEnvelope &
 
 export type BusHandler = (message: BusMessage) => void;
 
+/** A time when this node received nothing from the bus: what other nodes sent then is lost to it. */
+export interface BusGap {
+  /** When the loss was noticed (ms since the Unix epoch). */
+  since: number;
+  /** When the bus was receiving again, resubscribed (ms since the Unix epoch). */
+  until: number;
+  /** `until - since`, in ms. */
+  durationMs: number;
+  /** What was noticed: the connection closed, or a probe did not come back in time. */
+  reason: string;
+}
+
+/**
+ * What a bus tells its node about its link, beside the messages. Optional: the memory bus never
+ * loses its link. A network bus calls `down` once when it stops receiving, then `gap` once when it
+ * receives again (it resubscribes by itself), so the node can report the gap and, later, catch up
+ * history topics from the store.
+ */
+export interface BusObserver {
+  /** The bus stopped receiving at `since` (ms since the Unix epoch). */
+  down?(info: { since: number; reason: string }): void;
+  /** The bus receives again after a loss. */
+  gap?(gap: BusGap): void;
+  /** Something the bus could not handle and carried on past (an unreadable frame, a failed probe). */
+  error?(error: Error): void;
+}
+
 export interface Bus {
-  /** Starts receiving other nodes' messages. Called once by the broker. */
-  start(nodeId: string, handler: BusHandler): Promise<void>;
+  /**
+   * Starts receiving other nodes' messages. Called once by the broker. `observer` hears about
+   * losses of the link (a network bus reports each one; see BusObserver).
+   */
+  start(nodeId: string, handler: BusHandler, observer?: BusObserver): Promise<void>;
   /**
    * Sends a message to every other node. Never throws synchronously (failures reject), and
    * passes messages on unchanged, unknown versions and kinds included: checking them is the
    * receiving broker's job (lib/cluster.ts).
    */
   publish(message: BusMessage): Promise<void>;
-  /** Stops receiving and releases connections. Idempotent. */
+  /** Stops receiving and releases connections. Idempotent. A publish after close rejects. */
   close(): Promise<void>;
 }

@@ -90,9 +90,14 @@ export class Gate {
     if (endpoint === undefined || params === undefined) return false;
     socket.on('error', ignore);
     const attempt: Attempt = { socket, phase: 'deciding', timer: undefined };
-    const invalid = checkUpgrade(request);
+    const invalid = checkUpgrade(request, endpoint.credentials.includes('subprotocol'));
     if (invalid !== null) {
       this.#answer(attempt, invalid.status, invalid.message, invalid.headers);
+      return true;
+    }
+    if (endpoint.origin !== undefined && !endpoint.origin(request)) {
+      // Always HTTP, whatever the endpoint's reject policy: a page from another site gets nothing.
+      this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_ORIGIN'));
       return true;
     }
     if (negotiateCompression(endpoint, request) === 'malformed') {

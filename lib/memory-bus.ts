@@ -4,6 +4,7 @@
  * cluster behaviour is tested without a network.
  */
 import type { Bus, BusHandler, BusMessage } from './bus.js';
+import { BrokerError } from './errors.js';
 
 export class MemoryHub {
   readonly #nodes = new Map<string, BusHandler>();
@@ -27,6 +28,7 @@ export class MemoryHub {
 export class MemoryBus implements Bus {
   readonly #hub: MemoryHub;
   #nodeId: string | null = null;
+  #closed = false;
 
   constructor(hub: MemoryHub = new MemoryHub()) {
     this.#hub = hub;
@@ -38,11 +40,13 @@ export class MemoryBus implements Bus {
   }
 
   async publish(message: BusMessage): Promise<void> {
+    if (this.#closed) throw new BrokerError('SY_ERR_CLOSED', 'bus is closed');
     this.#hub.deliver(message);
   }
 
   async close(): Promise<void> {
     if (this.#nodeId !== null) this.#hub.leave(this.#nodeId);
     this.#nodeId = null;
+    this.#closed = true;
   }
 }

@@ -3,10 +3,12 @@ import { BrokerError } from './errors.js';
 import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
 import { resolveCompression, type CompressionOptions, type ResolvedCompression } from './deflate.js';
+import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
 import type { Store } from './store.js';
 import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
+import type { ObjectFirstLogger } from './logger.js';
 import type { Authenticate, Authorize, CredentialSource, Logger } from './types.js';
 
 export interface EndpointOptions {
@@ -20,6 +22,12 @@ export interface EndpointOptions {
    * upgrade (seed 002). Default `'close'`.
    */
   reject?: 'close' | 'http';
+  /**
+   * Page origins allowed to connect, checked before `authenticate`; others get HTTP 403 before
+   * the upgrade. A list, `'same-origin'` or a predicate (see `AllowedOrigins`). Set it on
+   * every endpoint that authenticates by cookie. Default: any origin.
+   */
+  allowedOrigins?: AllowedOrigins;
   /** Where credentials may come from. Default: header, query and subprotocol. */
   credentials?: CredentialSource[];
   /** Refuse a second connection of the same principal (4009) on this endpoint. Default false. */
@@ -102,8 +110,12 @@ export interface BrokerOptions {
   store?: Store;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
-  /** Where the broker reports what it does not throw. Default: silent. */
-  logger?: Logger;
+  /**
+   * Where the broker reports what it does not throw: `{debug, info, warn, error}(msg, ctx)`. A
+   * pino logger (Fastify's `app.log`, `(obj, msg)`) is recognised and adapted; wrap other
+   * `(obj, msg)` loggers in `objectFirst()`. Default: silent (the Fastify plugin: the app's logger).
+   */
+  logger?: Logger | ObjectFirstLogger;
 }
 
 export interface ResolvedEndpoint {
@@ -113,6 +125,8 @@ export interface ResolvedEndpoint {
   protocol: Protocol;
   reject: 'close' | 'http';
   credentials: readonly CredentialSource[];
+  /** Undefined when every origin is allowed. */
+  origin: OriginCheck | undefined;
   exclusive: boolean;
   maxConnectionsPerPrincipal: number;
   closeCodes: Readonly<Record<number, number>>;
@@ -160,6 +174,15 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
+function originCheck(allowed: AllowedOrigins | undefined, index: number): OriginCheck | undefined {
+  if (allowed === undefined) return undefined;
+  try {
+    return compileOrigins(allowed);
+  } catch (err) {
+    return fail(`endpoints[${index}].${(err as Error).message}`);
+  }
+}
+
 export function resolveOptions(options: BrokerOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') fail('createBroker needs an options object');
   if (typeof options.authenticate !== 'function') fail('authenticate must be a function');
@@ -203,6 +226,7 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
       protocol: e.protocol,
       reject: e.reject ?? 'close',
       credentials,
+      origin: originCheck(e.allowedOrigins, index),
       exclusive: e.exclusive ?? false,
       maxConnectionsPerPrincipal: positive(`endpoints[${index}].maxConnectionsPerPrincipal`, e.maxConnectionsPerPrincipal, Infinity),
       closeCodes: e.closeCodes ?? {},

@@ -4,6 +4,7 @@
  * queue, recovery hold, flush). A session exists only after the 101: its phases are
  * upgraded → closing → closed, changed by one transition function.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
@@ -20,6 +21,7 @@ import type { Filter, Principal } from './types.js';
 export interface SessionRequests {
   subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
+  refresh(session: Session, token: string): Promise<Principal>;
   publish(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
   direct(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult>;
   history(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
@@ -45,6 +47,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   readonly query: Record<string, string>;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly endpoint: ResolvedEndpoint;
+  /** The upgrade request (a `Refresh` hands it to `authenticate` again, as hosts read cookies or middleware state from it). */
+  readonly request: IncomingMessage;
   readonly connectedAt = Date.now();
   state: unknown = undefined;
   readonly outbox: Outbox;
@@ -79,6 +83,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     socket: Socket;
     /** What the client sent after its upgrade request: already frames. */
     head: Buffer;
+    /** The upgrade request, handed to `authenticate` again when the client refreshes its token. */
+    request: IncomingMessage;
   }) {
     this.id = init.id;
     this.#principal = init.principal;
@@ -86,6 +92,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.query = init.query;
     this.headers = init.headers;
     this.endpoint = init.endpoint;
+    this.request = init.request;
     this.#host = init.host;
     const limits = init.host.limits;
     this.#wire = new Wire(init.socket, init.head, limits, this);
@@ -191,6 +198,10 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   unsubscribe(patterns: string[]): SubscribeResult {
     return this.#host.requests.unsubscribe(this, patterns);
+  }
+
+  refresh(token: string): Promise<Principal> {
+    return this.#host.requests.refresh(this, token);
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions = {}): Awaitable<PublishResult> {

@@ -36,6 +36,8 @@ export interface WireListener {
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** Seed 004's raw `Token <t>` / `Bearer <t>` protocol header (non-browser clients). */
+export const SCHEME_TOKEN = /^\s*(token|bearer) +([^\s,]+)\s*$/i;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export interface UpgradeRefusal {
@@ -44,8 +46,12 @@ export interface UpgradeRefusal {
   headers?: Record<string, string>;
 }
 
-/** Checks an upgrade request is a WebSocket handshake we can answer (RFC 6455 §4.2.1); null if it is. */
-export function checkUpgrade(request: IncomingMessage): UpgradeRefusal | null {
+/**
+ * Checks an upgrade request is a WebSocket handshake we can answer (RFC 6455 §4.2.1); null if it
+ * is. `schemeToken` accepts seed 004's raw `Sec-WebSocket-Protocol: Token <t>` (one value with a
+ * space, not a valid protocol name) on endpoints that take subprotocol credentials.
+ */
+export function checkUpgrade(request: IncomingMessage, schemeToken = false): UpgradeRefusal | null {
   if (request.method !== 'GET') return { status: 405, message: 'invalid HTTP method' };
   const upgrade = request.headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };
@@ -56,7 +62,7 @@ export function checkUpgrade(request: IncomingMessage): UpgradeRefusal | null {
     return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header', headers: { 'Sec-WebSocket-Version': '13, 8' } };
   }
   const protocols = request.headers['sec-websocket-protocol'];
-  if (protocols !== undefined) {
+  if (protocols !== undefined && !(schemeToken && SCHEME_TOKEN.test(protocols))) {
     const seen = new Set<string>();
     for (const entry of protocols.split(',')) {
       const name = entry.trim();

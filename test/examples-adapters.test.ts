@@ -79,7 +79,7 @@ describe('examples/express-app', () => {
     const app = await run();
     const page = await request(app.port, 'GET', '/');
     expect(page.status).toBe(200);
-    expect(page.body).toContain('new WebSocket(');
+    expect(page.body).toContain('createClient(');
     expect(await tryConnect(`ws://127.0.0.1:${app.port}/elsewhere`)).toMatchObject({ kind: 'http', status: 404 });
   });
 

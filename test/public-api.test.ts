@@ -11,6 +11,7 @@ const DOCUMENTED = [
   '#private',
   'constructor',
   'closed',
+  'nodeId',
   'limits',
   'syntax',
   'paths',

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type RequestHandler } from 'express';
-import { createBroker, envelope, type Broker } from 'switchyard';
+import { createBroker, envelope, type Broker, type Store } from 'switchyard';
 import { attach, expressRequest } from 'switchyard/express';
 import { grantsFor, Users, type Auth, type Role } from './users.js';
 
@@ -57,6 +57,12 @@ export interface StartOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /** The app's users and tokens. Default: a new table with the three demo users. */
+  users?: Users;
+  /** Where the broker keeps room history. Default: in memory. */
+  store?: Store;
+  /** The browser build of `switchyard/client` the page loads. Default `dist/client.js` (`npm run build`). */
+  clientScript?: string;
 }
 
 export interface ExpressExample {
@@ -72,10 +78,12 @@ export interface ExpressExample {
 }
 
 export async function start(options: StartOptions = {}): Promise<ExpressExample> {
-  const users = new Users();
-  users.add({ id: 'alice', name: 'Alice', role: 'admin' });
-  users.add({ id: 'bob', name: 'Bob', role: 'member' });
-  users.add({ id: 'carol', name: 'Carol', role: 'viewer' });
+  const users = options.users ?? new Users();
+  if (users.get('alice') === undefined) {
+    users.add({ id: 'alice', name: 'Alice', role: 'admin' });
+    users.add({ id: 'bob', name: 'Bob', role: 'member' });
+    users.add({ id: 'carol', name: 'Carol', role: 'viewer' });
+  }
   const demo = {
     alice: users.issueToken('alice').token,
     bob: users.issueToken('bob').token,
@@ -101,7 +109,14 @@ export async function start(options: StartOptions = {}): Promise<ExpressExample>
       const { user, tokenId } = auth;
       return { id: user.id, tokenId, grants: grantsFor(user.role), data: { name: user.name, role: user.role } };
     },
+    // Rooms keep their last messages, so the page's client recovers what it missed while away.
+    history: { topics: ['rooms/#'] },
+    ...(options.store && { store: options.store }),
   });
+
+  // The page's client: switchyard/client's browser build, one self-contained ES module.
+  const clientScript = options.clientScript ?? fileURLToPath(new URL('../../dist/client.js', import.meta.url));
+  app.get('/switchyard-client.js', (_req, res) => res.type('text/javascript').sendFile(clientScript));
 
   app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url))));
   app.use(express.json());

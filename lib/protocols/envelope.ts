@@ -5,11 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { andThen, isThenable, type Awaitable } from '../awaitable.js';
-import { BrokerError } from '../errors.js';
+import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
 import type { HistoryRecord } from '../store.js';
+import type { Principal } from '../types.js';
+// The one definition of every frame's shape, shared with switchyard/client: the frames built
+// here are checked against it (`satisfies`); the hand-written hot-path templates follow it too.
+import type {
+  AuthStatusFrame, DirectMessageFrame, ErrorFrame, HistoryFrame, HistoryMessage, NotificationFrame, PresenceFrame, StatusFrame,
+} from './envelope-frames.js';
 
 /** A handler for an `X-…` custom type; its result (if not undefined) is returned in the Ack as `result`. */
 export type CustomHandler = (conn: Connection, data: unknown) => unknown;
@@ -31,6 +37,8 @@ export interface EnvelopeOptions {
 /** Binary frame types (seed 001): `[1 byte type][4 bytes BE length][payload]`. */
 const BINARY_TYPES = { 1: 'broadcast', 2: 'direct_message', 3: 'file_transfer', 4: 'stream_data' } as const;
 const MAX_HISTORY_LIMIT = 1000;
+/** A Refresh refused with one of these closes the connection (4003) after its Error. */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['SY_ERR_INVALID_CREDENTIALS', 'SY_ERR_MISSING_CREDENTIALS', 'SY_ERR_TOKEN_REVOKED']);
 
 interface Request {
   type: string;
@@ -56,6 +64,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
   const handlers: Record<string, Handler> = {
     Ping(conn, req) {
       const data = optionalObject(req.data, 'Ping');
+      // Echoes whatever timestamp the client sent (seed 001's PongFrame says a number; we do not police it).
       conn.send({ type: 'Pong', data: { timestamp: data?.timestamp ?? Date.now() } });
       ack(conn, req, { status: 'ok' });
     },
@@ -83,22 +92,39 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       conn.send({
         type: 'History',
         data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, complete: page.complete },
-      });
+      } satisfies HistoryFrame);
       ack(conn, req, { status: 'ok' });
     },
 
     async Presence(conn, req) {
       const data = requireObject(req.data, 'Presence');
       const ids = stringArray(data.user_ids ?? (typeof data.user_id === 'string' ? [data.user_id] : undefined), 'Presence', 'data.user_ids');
-      for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info });
+      for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info } satisfies PresenceFrame);
       ack(conn, req, { status: 'ok' });
+    },
+
+    // In-band token refresh: the connection stays; a refused token gets its Error, then close 4003.
+    async Refresh(conn, req) {
+      const data = requireObject(req.data, 'Refresh');
+      if (typeof data.token !== 'string' || data.token === '') throw bad('Refresh needs data.token (a non-empty string)');
+      let principal: Principal;
+      try {
+        principal = await conn.refresh(data.token);
+      } catch (err) {
+        if (!(err instanceof BrokerError) || !REFUSALS.has(err.code)) throw err;
+        conn.state = undefined;
+        conn.send({ type: 'Error', data: { code: err.status, message: err.message, details: { ...err.details, message_id: req.id } } } satisfies ErrorFrame);
+        conn.close(CloseCode.INVALID_CREDENTIALS, 'token refresh refused');
+        return;
+      }
+      ack(conn, req, { status: 'ok', ...(principal.expiresAt !== undefined && { expires_at: principal.expiresAt }) });
     },
 
     Unsubscribe(conn, req) {
       const data = requireObject(req.data, 'Unsubscribe');
       const topics = stringArray(data.topics, 'Unsubscribe', 'data.topics');
       const result = conn.unsubscribe(topics);
-      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active } } });
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active } } } satisfies StatusFrame);
       ack(conn, req, { status: 'ok' });
     },
 
@@ -169,9 +195,9 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
           return JSON.stringify({
             type: 'DirectMessage',
             data: { from_user: delivery.from, payload: delivery.payload, metadata: { sent_at: delivery.sentAt, message_id: delivery.messageId } },
-          });
+          } satisfies DirectMessageFrame);
         case 'notification':
-          return JSON.stringify({ type: 'Notification', data: delivery.data });
+          return JSON.stringify({ type: 'Notification', data: delivery.data } satisfies NotificationFrame);
       }
     },
 
@@ -186,18 +212,28 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
         conn.state = undefined;
       }
       const details = { ...error.details, ...(id !== undefined && { message_id: id }) };
-      conn.send({ type: 'Error', data: { code: error.status, message: error.message, details } });
+      conn.send({ type: 'Error', data: { code: error.status, message: error.message, details } } satisfies ErrorFrame);
     },
 
     permissionLost(conn, patterns) {
       conn.send({
         type: 'Error',
         data: { code: 403, message: `permission revoked; unsubscribed from ${patterns.join(', ')}`, details: { topics: patterns } },
-      });
+      } satisfies ErrorFrame);
+    },
+
+    // The host changed the connection's subscriptions (broker.subscribe / unsubscribe): the same
+    // Status a Subscribe gets, marked `by: 'server'` so a client never takes it for its own reply.
+    subscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'subscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
+    },
+
+    unsubscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
     },
 
     tokenExpiring(conn, expiresAt) {
-      conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } });
+      conn.send({ type: 'AuthStatus', data: { status: 'token_expiring', expires_at: expiresAt, refresh_required: true } } satisfies AuthStatusFrame);
     },
   };
 }
@@ -240,7 +276,7 @@ async function receiveBinary(conn: Connection, raw: Buffer, handlers: NonNullabl
     await handler(conn, data);
   }
   const checksum = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  conn.send({ type: 'Status', data: { status: 'binary_received', details: { size: data.length, type, checksum, ...extra } } });
+  conn.send({ type: 'Status', data: { status: 'binary_received', details: { size: data.length, type, checksum, ...extra } } } satisfies StatusFrame);
 }
 
 function binaryFrame(code: number, name: string, data: Buffer): Buffer {
@@ -254,7 +290,7 @@ function binaryFrame(code: number, name: string, data: Buffer): Buffer {
   return out;
 }
 
-function historyMessage(record: HistoryRecord) {
+function historyMessage(record: HistoryRecord): HistoryMessage {
   return {
     payload: record.binary === undefined ? record.payload : { binary: record.binary.toString('base64') },
     metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset },

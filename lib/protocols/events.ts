@@ -74,6 +74,16 @@ export function events(options: EventsOptions = {}): Protocol {
       conn.send(errorFrame(code, error.message, error.details?.topics));
     },
 
+    // The host changed the subscriptions from the server: the same confirmations a client's
+    // own subscribe/unsubscribe gets.
+    subscribed(conn, result) {
+      conn.send({ type: 'subscription_confirmed', topics: result.topics, timestamp: now() });
+    },
+
+    unsubscribed(conn, result) {
+      conn.send({ type: 'unsubscription_confirmed', topics: result.topics, timestamp: now() });
+    },
+
     permissionLost(conn, patterns) {
       conn.send(errorFrame('SUBSCRIPTION_ERROR', `permission revoked; unsubscribed from ${patterns.join(', ')}`, patterns));
     },

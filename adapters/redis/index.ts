@@ -1,0 +1,1 @@
+export { RedisBus, type RedisBusOptions } from './bus.js';
