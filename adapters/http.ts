@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { reportError, writeHttp, type Broker, type Handshake } from 'switchyard';
 import { guardUpgrades } from './exclusive.js';
+import { limitHeaderTime } from './header-time.js';
 
 /** The arguments of a server's 'upgrade' event. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -26,6 +27,14 @@ export interface AttachOptions {
    * the broker's own decision together, not each on its own.
    */
   prepare?: (request: IncomingMessage, socket: Duplex, head: Buffer) => Promise<boolean>;
+  /**
+   * Bound the server's `headersTimeout`, and the interval Node checks it on, by the broker's
+   * `handshakeTimeoutMs`, so an upgrade request whose headers never finish (slowloris) is dropped
+   * within the handshake budget too (see header-time.ts). It applies to every request of the
+   * server. Attach before `listen()`; on a listening server only `headersTimeout` can change, and
+   * a warning says what to pass to `createServer`. Default true.
+   */
+  limitHeaderTime?: boolean;
 }
 
 /** The path patterns of the broker's endpoints (frameworks that route register them). */
@@ -146,7 +155,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * exactly what this added.
  */
 export function attach(broker: Broker, server: Server, options: AttachOptions = {}): () => void {
-  const { notFound = true, prepare } = options;
+  const { notFound = true, prepare, limitHeaderTime: limit = true } = options;
+  const restoreHeaderTime = limit ? limitHeaderTime(server, broker.limits.handshakeTimeoutMs) : ignore;
   const preparing = new Set<Duplex>();
   const onUpgrade: UpgradeHandler = (request, socket, head) => {
     try {
@@ -198,6 +208,7 @@ export function attach(broker: Broker, server: Server, options: AttachOptions = 
     unguard();
     server.removeListener('upgrade', onUpgrade);
     broker.removeListener('close', onClose);
+    restoreHeaderTime();
     for (const socket of preparing) writeHttp(socket, 503, 'server shutting down');
     preparing.clear();
   }

@@ -16,6 +16,7 @@ import { GuardedEvents, type BrokerEvents, type ConnectionInfo } from './events.
 import { LoggerSlot, registerLoggerSlot } from './logger.js';
 import type { BrokerOptions, ResolvedLimits } from './options.js';
 import type { DirectResult, PresenceInfo, PublishResult, SubscribeResult } from './protocol.js';
+import { splitTarget } from './path.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
 import { assertTopic, type TopicSyntax } from './topics.js';
 import type { Principal } from './types.js';
@@ -66,10 +67,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.#core.options.endpoints.map((e) => e.pattern);
   }
 
-  /** Whether an endpoint's pattern matches this request URL's path (malformed parameters included). */
+  /** Whether an endpoint's pattern matches this request-target's path (malformed parameters included; non-canonical paths never). */
   owns(url: string): boolean {
-    const { pathname } = new URL(url, 'http://localhost');
-    return this.#core.options.endpoints.some((e) => e.match(pathname) !== null);
+    const target = splitTarget(url);
+    return target !== null && this.#core.options.endpoints.some((e) => e.match(target.path) !== null);
   }
 
   /**

@@ -5,8 +5,9 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { findCredentials } from './auth.js';
+import { findCredentials, redactError } from './auth.js';
 import { negotiate, type Negotiated } from './deflate.js';
+import { splitTarget } from './path.js';
 import { BrokerError, CloseCode } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
 import { textFrame } from './frame.js';
@@ -73,11 +74,14 @@ export class Gate {
 
   /** Returns false when no endpoint owns the request's path (it is left to others). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, deadline?: number): boolean {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    // The raw target, never `new URL()`: it resolves `..` (finding 9 of issue 16) and throws on
+    // targets it cannot parse, with the whole target (token included) in the error (finding 1).
+    const target = splitTarget(request.url ?? '/');
+    if (target === null) return false;
     let endpoint: ResolvedEndpoint | undefined;
     let params: Record<string, string> | undefined;
     for (const candidate of this.#options.endpoints) {
-      const match = candidate.match(url.pathname);
+      const match = candidate.match(target.path);
       if (match === null) continue;
       if (match === 'malformed') {
         writeHttp(socket, 400, 'malformed path parameter');
@@ -120,7 +124,7 @@ export class Gate {
     }
     this.#pending.add(attempt);
     attempt.timer = setTimeout(() => this.#answer(attempt, 408, 'handshake timed out'), remaining);
-    void this.#decide(attempt, endpoint, params, url, request, head).catch((err: unknown) => {
+    void this.#decide(attempt, endpoint, params, new URLSearchParams(target.query), request, head).catch((err: unknown) => {
       this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
       if (!socket.destroyed) socket.destroy();
     });
@@ -132,13 +136,14 @@ export class Gate {
     attempt: Attempt,
     endpoint: ResolvedEndpoint,
     params: Record<string, string>,
-    url: URL,
+    searchParams: URLSearchParams,
     request: IncomingMessage,
     head: Buffer,
   ): Promise<void> {
-    const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
-    const query: Record<string, string> = {};
-    for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
+    const found = findCredentials(request.headers, searchParams, endpoint.credentials);
+    // Null prototype: `constructor`, `toString` or `__proto__` are keys like any other (finding 10).
+    const query = Object.create(null) as Record<string, string>;
+    for (const [key, value] of searchParams) if (key !== 'token' && !Object.hasOwn(query, key)) query[key] = value;
     const handshake: Handshake = {
       credentials: found.credentials,
       headers: request.headers,
@@ -157,7 +162,7 @@ export class Gate {
     } catch (err) {
       if (!this.#stillDeciding(attempt)) return;
       const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
-      if (!(err instanceof BrokerError)) this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
+      if (!(err instanceof BrokerError)) this.#host.reportError(secretless(err, handshake), { during: 'handshake', path: endpoint.pattern });
       this.#refuse(attempt, endpoint, request, head, error);
       return;
     }
@@ -182,7 +187,7 @@ export class Gate {
       // A BrokerError is the host's chosen refusal (e.g. SY_ERR_INVALID_CREDENTIALS for a 403
       // even without credentials); anything else is a failure of the hook.
       if (err instanceof BrokerError) throw err;
-      this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+      this.#host.reportError(secretless(err, handshake), { during: 'authenticate', path: endpoint.pattern });
       throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
     }
   }
@@ -306,6 +311,11 @@ function negotiateCompression(endpoint: ResolvedEndpoint, request: IncomingMessa
   if (endpoint.compression === null) return null;
   const header = request.headers['sec-websocket-extensions'];
   return negotiate(Array.isArray(header) ? header.join(', ') : header, endpoint.compression);
+}
+
+/** A hook's error with the presented token replaced wherever it appears (hosts quote it in messages). */
+function secretless(err: unknown, handshake: Handshake): unknown {
+  return err instanceof Error ? redactError(err, [handshake.credentials?.token]) : err;
 }
 
 /** A refused connection reads only until the client answers its close frame. */

@@ -61,8 +61,15 @@ export interface LimitOptions {
   maxFragments?: number;
   /** Token bucket per connection, or false for none. Default 100/s with a burst of 200. */
   rate?: { perSecond: number; burst: number } | false;
-  /** Refused messages in a row before the connection is closed with 1008. Default 50. */
+  /** Refused (429) messages within `rateAbuseWindowMs` needed, at the least, before the connection is closed with 1008. Default 50. */
   rateAbuseStrikes?: number;
+  /**
+   * The window rate-limit abuse is judged over, in ms. A connection is closed with 1008 when, over
+   * the last window, at least half of its frames were refused (429), at least `rateAbuseStrikes`
+   * of them, spread over at least half of the window: a client at 10× the rate is closed after
+   * about half the window; one burst past the bucket is not. Default 4,000.
+   */
+  rateAbuseWindowMs?: number;
   /** Subscriptions per connection. Default 256. */
   maxSubscriptions?: number;
   /** Bytes waiting to be written to one connection before it is closed with 1013. Default 1 MiB. */
@@ -142,6 +149,7 @@ export interface ResolvedLimits {
   maxFragments: number;
   rate: { perSecond: number; burst: number } | false;
   rateAbuseStrikes: number;
+  rateAbuseWindowMs: number;
   maxSubscriptions: number;
   maxBufferedBytes: number;
   handshakeTimeoutMs: number;
@@ -197,6 +205,7 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     maxFragments: positive('limits.maxFragments', l.maxFragments, 1024),
     rate,
     rateAbuseStrikes: positive('limits.rateAbuseStrikes', l.rateAbuseStrikes, 50),
+    rateAbuseWindowMs: positive('limits.rateAbuseWindowMs', l.rateAbuseWindowMs, 4_000),
     maxSubscriptions: positive('limits.maxSubscriptions', l.maxSubscriptions, 256),
     maxBufferedBytes: positive('limits.maxBufferedBytes', l.maxBufferedBytes, 1024 * 1024),
     handshakeTimeoutMs: positive('limits.handshakeTimeoutMs', l.handshakeTimeoutMs, 10_000),

@@ -61,7 +61,7 @@ export class Requests implements SessionRequests {
       router.add(p, session, request.filter);
     }
     if (request.recover.length === 0) return result();
-    const recovered: Record<string, boolean> = {};
+    const recovered = Object.create(null) as Record<string, boolean>; // a topic may be named __proto__
     for (const [topic, since] of request.recover) recovered[topic] = await recovery.replay(session, topic, since);
     return { ...result(), recovered };
   }

@@ -268,6 +268,11 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.close(code, message);
   }
 
+  /** The client's close frame is about to be answered: replies queued this turn go out first. */
+  peerClosing(): void {
+    this.outbox.flush();
+  }
+
   socketClosed(code: number, reason: string): void {
     if (!this.#to('closed')) return;
     this.#host.sessionClosed(this, code, reason);

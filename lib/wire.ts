@@ -32,6 +32,8 @@ export interface WireListener {
   protocolError(code: number, message: string): void;
   /** The socket is gone: `code` is the peer's close code (1005 for none), or 1006 without a close frame. */
   socketClosed(code: number, reason: string): void;
+  /** The peer's close frame arrived and is about to be answered: write what is queued first. */
+  peerClosing?(): void;
 }
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -242,6 +244,8 @@ export class Wire implements ReaderOwner {
     this.#code = code;
     this.#reason = reason;
     if (!this.#closeSent) {
+      // Replies to the frames read with this one are still queued (issue 16): they go first.
+      this.#listener.peerClosing?.();
       this.#closeSent = true;
       this.#socket.write(code === 1005 ? closeFrame() : closeFrame(code, ''));
     }

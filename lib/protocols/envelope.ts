@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { andThen, isThenable, type Awaitable } from '../awaitable.js';
 import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
-import { parseObject } from './json.js';
+import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
 import type { HistoryRecord } from '../store.js';
 import type { Principal } from '../types.js';
@@ -32,6 +32,12 @@ export interface EnvelopeOptions {
   features?: string[];
   /** Handlers for binary `file_transfer` (0x03) and `stream_data` (0x04) frames; others get Error 400. */
   binary?: { file_transfer?: BinaryHandler; stream_data?: BinaryHandler };
+  /**
+   * Deepest nesting of arrays and objects in an inbound JSON frame; a deeper one is refused
+   * before it is parsed (Error 400 naming the request's id). Default 128 (issue 16: a payload nested deeper than
+   * `JSON.stringify` can encode would otherwise be accepted and delivered to no one).
+   */
+  maxJsonDepth?: number;
 }
 
 /** Binary frame types (seed 001): `[1 byte type][4 bytes BE length][payload]`. */
@@ -58,6 +64,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     }
   }
   const protocolVersion = options.protocolVersion ?? '1.0';
+  const maxJsonDepth = resolveMaxJsonDepth(options.maxJsonDepth, 'envelope');
   const features = options.features ?? ['broadcast', 'direct_message', 'presence', 'history'];
 
   const welcomeTail = `,"protocol_version":${JSON.stringify(protocolVersion)},"features":${JSON.stringify(features)}}}}`;
@@ -132,7 +139,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     Broadcast(conn, req) {
       const data = requireObject(req.data, 'Broadcast');
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
-      if (!('payload' in data)) throw bad('Broadcast needs data.payload');
+      if (!Object.hasOwn(data, 'payload')) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
       const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
       return isThenable(result) ? Promise.resolve(result).then((r) => published(conn, req, r)) : published(conn, req, result);
@@ -141,7 +148,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     async DirectMessage(conn, req) {
       const data = requireObject(req.data, 'DirectMessage');
       if (typeof data.target_user !== 'string' || data.target_user === '') throw bad('DirectMessage needs data.target_user (a non-empty string)');
-      if (!('payload' in data)) throw bad('DirectMessage needs data.payload');
+      if (!Object.hasOwn(data, 'payload')) throw bad('DirectMessage needs data.payload');
       const result = await conn.sendDirect(data.target_user, data.payload);
       if (result.deliveredTo.length === 0) {
         throw new BrokerError('SY_ERR_NOT_FOUND', `User ${data.target_user} not found or not connected`, {
@@ -162,7 +169,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
 
     receive(conn, raw, isBinary) {
       if (isBinary) return receiveBinary(conn, raw, options.binary ?? {});
-      const req = parse(raw);
+      const req = parse(raw, maxJsonDepth);
       // Requests are parsed once; the id is remembered so a failure can name it.
       conn.state = req.id;
       const handler = Object.hasOwn(handlers, req.type) ? handlers[req.type] : undefined;
@@ -170,7 +177,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (req.type.startsWith('X-')) {
         const customHandler = custom.get(req.type);
         if (customHandler === undefined) throw bad(`no handler is registered for custom type '${req.type}'`);
-        return andThen(customHandler(conn, req.data), (result) => ack(conn, req, { status: 'ok', ...(result !== undefined && { result }) }));
+        return andThen(customHandler(conn, req.data), (result) => ackResult(conn, req, result));
       }
       throw new BrokerError('SY_ERR_UNKNOWN_TYPE', `unknown message type '${req.type}'`);
     },
@@ -311,6 +318,28 @@ function ack(conn: Connection, req: Request, data: Record<string, unknown>): voi
   if (req.id !== undefined) conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},${JSON.stringify(data).slice(1)}}`);
 }
 
+/**
+ * The Ack of an `X-` request, with the handler's result. A result JSON cannot encode (a BigInt, a
+ * cycle, nesting deeper than `JSON.stringify` can walk) is the handler's bug: it is thrown as a
+ * plain error while the request is still in flight, so the broker reports it and the client gets
+ * Error 500 naming the id (exactly one Ack or Error per id, DESIGN.md "Acks").
+ */
+function ackResult(conn: Connection, req: Request, result: unknown): void {
+  if (req.id === undefined || result === undefined) {
+    ack(conn, req, { status: 'ok' });
+    return;
+  }
+  let encoded: string | undefined;
+  try {
+    encoded = JSON.stringify(result);
+  } catch (err) {
+    throw new TypeError(`the ${req.type} handler returned a result JSON cannot encode: ${(err as Error).message}`, { cause: err });
+  }
+  conn.state = undefined;
+  const tail = encoded === undefined ? '' : `,"result":${encoded}`;
+  conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"ok"${tail}}}`);
+}
+
 const NO_OPTIONS: PublishOptions = Object.freeze({});
 
 /** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
@@ -330,8 +359,17 @@ function bad(message: string, details?: Record<string, unknown>): BrokerError {
   return new BrokerError('SY_ERR_BAD_FRAME', message, details && { details });
 }
 
-function parse(raw: Buffer): Request {
-  const { type, data, id } = parseObject(raw);
+function parse(raw: Buffer, maxJsonDepth: number): Request {
+  let message: Record<string, unknown>;
+  try {
+    message = parseObject(raw, undefined, maxJsonDepth);
+  } catch (err) {
+    // Too deep to parse here, but its id can still be read, and the Error must name it.
+    if (!(err instanceof BrokerError) || err.details?.max_depth === undefined) throw err;
+    const id = peekId(raw);
+    throw id === undefined ? err : new BrokerError(err.code, err.message, { details: { ...err.details, message_id: id } });
+  }
+  const { type, data, id } = message;
   if (id !== undefined && (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH)) {
     throw bad(`id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, { field: 'id' });
   }
