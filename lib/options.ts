@@ -2,8 +2,8 @@
 import { BrokerError } from './errors.js';
 import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
-import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { resolveCompression, type CompressionOptions, type ResolvedCompression } from './deflate.js';
+import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
 import type { Registry } from './registry.js';
