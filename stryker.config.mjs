@@ -21,6 +21,18 @@ export default {
     'lib/path.ts',
     'lib/frame.ts',
   ],
+  // The tests that exercise these modules directly or over the wire. The rest of the suite
+  // (examples, browsers, adapters, backends, TLS, clusters) would multiply the time per mutant
+  // several times over: every publish runs checkTopic and the topic index, so nearly every
+  // test covers nearly every mutant. A score here is what these focused tests achieve alone.
+  testFiles: [
+    'test/core-*.test.ts',
+    'test/topics.test.ts',
+    'test/frame.test.ts',
+    'test/envelope.test.ts',
+    'test/events.test.ts',
+    'test/limits.test.ts',
+  ],
   // The machine is shared: one test process at a time.
   concurrency: 1,
   // Tests run over real sockets on a busy CPU: generous per-mutant timeout on top of the dry run's.

@@ -9,12 +9,14 @@ import hyperid from 'hyperid';
 import { Access } from './access.js';
 import { Cluster } from './cluster.js';
 import { Connections } from './connections.js';
+import { ConnectionControl } from './control.js';
 import { Dispatcher } from './dispatch.js';
 import { CloseCode } from './errors.js';
 import type { ConnectionInfo, EventSink } from './events.js';
 import { Gate, type GateHost } from './handshake.js';
 import { MemoryStore } from './memory-store.js';
-import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
+import { toLogger } from './logger.js';
+import { resolveOptions, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
 import type { Outbox } from './outbox.js';
 import { PresenceTracker } from './presence.js';
 import { Recovery } from './recovery.js';
@@ -35,6 +37,8 @@ export interface BrokerStats {
   bufferedBytes: number;
   published: number;
   delivered: number;
+  /** Frames compressed with permessage-deflate: once per delivery per endpoint (and window size), never per subscriber. */
+  deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
 }
@@ -53,6 +57,7 @@ export class BrokerCore implements SessionHost, GateHost {
   readonly dispatcher: Dispatcher;
   readonly requests: Requests;
   readonly gate: Gate;
+  readonly control: ConnectionControl;
   readonly #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
   #rejectedHandshakes = 0;
@@ -79,7 +84,7 @@ export class BrokerCore implements SessionHost, GateHost {
           void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
       },
       report,
-      options.logger ?? silentLogger,
+      toLogger(options.logger),
     );
     const parts = {
       options: this.options,
@@ -96,6 +101,7 @@ export class BrokerCore implements SessionHost, GateHost {
     const recovery = new Recovery(this.options, this.store, this.router, events);
     this.requests = new Requests({ ...parts, dispatcher: this.dispatcher, recovery });
     this.gate = new Gate(this.options, this);
+    this.control = new ConnectionControl({ ...parts, requests: this.requests });
     if (this.options.heartbeatMs !== false) {
       this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
       this.#heartbeat.unref();
@@ -148,9 +154,11 @@ export class BrokerCore implements SessionHost, GateHost {
       host: this,
       socket: socket as Socket,
       head,
+      request: handshake.request,
     });
     try {
       const first = this.connections.add(session);
+      this.control.track(session, socket as Socket);
       if (first && this.options.presence) this.dispatcher.announce(principal, true);
       if (this.events.wants('connection')) this.events.emit('connection', this.info(session));
       session.begin(() => this.#start(session));
@@ -180,6 +188,7 @@ export class BrokerCore implements SessionHost, GateHost {
   sessionClosed(session: Session, code: number, reason: string): void {
     this.requests.dropAll(session);
     const last = this.connections.remove(session);
+    this.control.untrack(session);
     if (last && this.options.presence && !this.#closed) this.dispatcher.announce(session.principal, false);
     const sent = session.closeCodeSent;
     if (sent === CloseCode.TRY_AGAIN_LATER) this.#slowConsumersClosed++;
@@ -224,6 +233,7 @@ export class BrokerCore implements SessionHost, GateHost {
       rejectedHandshakes: this.#rejectedHandshakes,
       slowConsumersClosed: this.#slowConsumersClosed,
       delivered: this.router.delivered,
+      deflated: this.router.deflated,
     };
   }
 

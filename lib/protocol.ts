@@ -95,6 +95,13 @@ export interface Connection {
   sendRaw(data: string | Buffer): void;
   /** Subscribes all or nothing; rejects with a BrokerError (400 invalid, 403 denied with the topics, 400 limit). */
   subscribe(patterns: string[], filters?: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  /**
+   * In-band token refresh: authenticates `token` again through the endpoint's `authenticate`
+   * (credentials `{ scheme: 'bearer', token, source: 'refresh' }`), keeps the connection and
+   * replaces its principal (same id required), re-checks its subscriptions and re-arms its expiry.
+   * Rejects with `SY_ERR_INVALID_CREDENTIALS` when refused or for another principal.
+   */
+  refresh(token: string): Promise<Principal>;
   /** Removes subscriptions; unknown ones are ignored. */
   unsubscribe(patterns: string[]): SubscribeResult;
   /**
@@ -131,6 +138,10 @@ export interface Protocol {
   permissionLost(conn: Connection, patterns: string[]): void;
   /** The principal's credentials expire at `expiresAt` (ms since the epoch). */
   tokenExpiring?(conn: Connection, expiresAt: number): void;
+  /** The host subscribed the connection from the server (`broker.subscribe`): tell the client. */
+  subscribed?(conn: Connection, result: SubscribeResult): void;
+  /** The host unsubscribed the connection from the server (`broker.unsubscribe`): tell the client. */
+  unsubscribed?(conn: Connection, result: SubscribeResult): void;
   /**
    * The server is about to close the connection with `code` (after remapping): a last chance to
    * send a frame, e.g. seed 003's AUTH_ERROR before a revoked token's 4002.

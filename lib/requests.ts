@@ -18,7 +18,7 @@ import type { Session, SessionRequests } from './session.js';
 import type { HistoryPage, HistoryQuery, Store } from './store.js';
 import { parseSubscribe } from './subscriptions.js';
 import { assertTopic } from './topics.js';
-import type { Filter, Principal } from './types.js';
+import type { Filter, Handshake, Principal } from './types.js';
 
 export interface RequestParts {
   options: ResolvedOptions;
@@ -61,7 +61,7 @@ export class Requests implements SessionRequests {
       router.add(p, session, request.filter);
     }
     if (request.recover.length === 0) return result();
-    const recovered: Record<string, boolean> = {};
+    const recovered = Object.create(null) as Record<string, boolean>; // a topic may be named __proto__
     for (const [topic, since] of request.recover) recovered[topic] = await recovery.replay(session, topic, since);
     return { ...result(), recovered };
   }
@@ -154,17 +154,47 @@ export class Requests implements SessionRequests {
    */
   async recheck(principalId: string, principal: Principal | undefined): Promise<number> {
     let dropped = 0;
-    for (const session of [...this.#p.connections.of(principalId)]) {
-      if (principal !== undefined) session.replacePrincipal(principal);
-      const patterns = [...session.subscriptions.keys()];
-      const verdicts = await Promise.all(patterns.map((p) => this.#p.access.allowed(session, 'subscribe', p)));
-      const lost = patterns.filter((p, i) => !verdicts[i] && this.#drop(session, p));
-      if (lost.length > 0 && !session.closing) {
-        dropped += lost.length;
-        session.endpoint.protocol.permissionLost(session, lost);
-      }
-      if (principal !== undefined) session.armExpiry();
-    }
+    for (const session of [...this.#p.connections.of(principalId)]) dropped += await this.#recheckSession(session, principal);
     return dropped;
+  }
+
+  async #recheckSession(session: Session, principal: Principal | undefined): Promise<number> {
+    if (principal !== undefined) session.replacePrincipal(principal);
+    const patterns = [...session.subscriptions.keys()];
+    const verdicts = await Promise.all(patterns.map((p) => this.#p.access.allowed(session, 'subscribe', p)));
+    const lost = patterns.filter((p, i) => !verdicts[i] && this.#drop(session, p));
+    const dropped = lost.length > 0 && !session.closing ? lost.length : 0;
+    if (dropped > 0) session.endpoint.protocol.permissionLost(session, lost);
+    if (principal !== undefined) session.armExpiry();
+    return dropped;
+  }
+
+  /**
+   * In-band token refresh (envelope `Refresh {token}`): the endpoint's `authenticate` decides the
+   * new token, as in a handshake but with `credentials.source === 'refresh'` (and the original
+   * upgrade's headers, query, params and request). The principal it returns must have the same
+   * id; it replaces the connection's, whose subscriptions are re-checked and expiry re-armed.
+   */
+  async refresh(session: Session, token: string): Promise<Principal> {
+    const request = session.request;
+    const handshake: Handshake = {
+      credentials: { scheme: 'bearer', token, source: 'refresh' },
+      headers: session.headers,
+      query: session.query,
+      params: session.params,
+      path: session.endpoint.pattern,
+      get remoteAddress() {
+        return request.socket?.remoteAddress;
+      },
+      request,
+    };
+    // A BrokerError thrown by the hook is its refusal; any other throw is reported as a hook failure (500).
+    const principal = await session.endpoint.authenticate(handshake);
+    if (principal === null || typeof principal !== 'object') throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'the refreshed token was refused');
+    if (principal.id !== session.principal.id) {
+      throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'a refreshed token must belong to the connection\'s principal');
+    }
+    if (!session.closing) await this.#recheckSession(session, principal);
+    return principal;
   }
 }

@@ -133,6 +133,7 @@ describe('matching', () => {
     expect(matched(i, '$SYS/x')).toEqual(['sys@$SYS/+', 'sysall@$SYS/#']);
     expect(matched(i, 'a/$x')).toEqual(['a@a/#', 'all@#']);
     expect(matched(i, 'b/x')).toEqual(['all@#', 'plus@+/x']);
+    expect(matched(i, 'b$/x')).toEqual(['all@#', 'plus@+/x']); // only a leading '$' counts
   });
 
   it('finds exact and wildcard subscriptions of one topic together', () => {

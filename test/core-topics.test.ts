@@ -145,6 +145,8 @@ describe('covers and matches, called directly', () => {
     ['a/+/#', 'a/x/y/z', true],
     ['+/#', '$SYS/x', false],
     ['+/x', '$SYS/x', false],
+    ['+/x', 'SYS$/x', true], // only a leading '$' counts
+    ['#', 'SYS$', true],
     ['a/+', 'a/$x', true],
     ['+/+', 'a/b/c', false],
     ['+/+', 'a', false],

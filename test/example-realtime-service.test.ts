@@ -621,7 +621,7 @@ describe('limits', () => {
     await Promise.all([sender.close(), receiver.close()]);
   });
 
-  it('sends binary direct messages (0x02) and refuses the types this service has no handler for', async () => {
+  it('sends binary direct messages (0x02) and refuses the types this service has no handler for (0x04)', async () => {
     const senderName = user('uploader');
     const targetName = user('downloader');
     const sender = await open((await login(senderName)).token);
@@ -638,13 +638,42 @@ describe('limits', () => {
     await until(() => target.binary.length === 1, 'the binary direct message');
     expect(target.binary[0]!.equals(binaryFrame(0x02, senderName, data))).toBe(true); // names the sender
 
-    // 0x03 file transfer / 0x04 stream data need a host handler; this example registers none.
+    // 0x04 stream data needs a host handler; this example registers none.
     const raw = Buffer.alloc(5 + 4);
-    raw[0] = 0x03;
+    raw[0] = 0x04;
     raw.writeUInt32BE(4, 1);
     sender.ws.send(raw);
-    expect((await sender.nextOf('Error')).data).toMatchObject({ code: 400, message: expect.stringContaining('file_transfer') });
+    expect((await sender.nextOf('Error')).data).toMatchObject({ code: 400, message: expect.stringContaining('stream_data') });
     await Promise.all([sender.close(), target.close()]);
+  });
+
+  it('receives 0x03 file transfers: Status binary_received with size, type and sha256, the file kept (bounded) for its sender', async () => {
+    const name = user('uploader');
+    const sender = await open((await login(name)).token);
+    const data = randomBytes(2048);
+    const frame = Buffer.alloc(5 + data.length);
+    frame[0] = 0x03;
+    frame.writeUInt32BE(data.length, 1);
+    data.copy(frame, 5);
+    sender.ws.send(frame);
+    const status = await sender.nextOf('Status', (f) => f.data.status === 'binary_received');
+    const checksum = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    expect(status.data.details).toEqual({ size: 2048, type: 'file_transfer', checksum });
+    const [file] = service.files.list(name);
+    expect(file).toMatchObject({ user: name, size: 2048, checksum });
+    expect(file!.data.equals(data)).toBe(true);
+    await sender.close();
+  });
+
+  it('the file inbox is bounded per user and in total bytes, oldest first', async () => {
+    const { FileInbox } = await import('../examples/realtime-service/files.js');
+    const inbox = new FileInbox({ maxFilesPerUser: 2, maxTotalBytes: 250 });
+    for (const n of [1, 2, 3]) inbox.add('a', Buffer.alloc(50, n));
+    expect(inbox.list('a').map((f) => f.data[0])).toEqual([2, 3]);
+    inbox.add('b', Buffer.alloc(200, 9));
+    expect(inbox.totalBytes).toBeLessThanOrEqual(250);
+    expect(inbox.list('a').map((f) => f.data[0])).toEqual([3]);
+    expect(inbox.list('b')).toHaveLength(1);
   });
 
   it('accepts seed 001 "Metadata Headers" next to data', async () => {

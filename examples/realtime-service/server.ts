@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createBroker, envelope, type Broker, type LimitOptions, type Logger } from 'switchyard';
 import { attach } from 'switchyard/http';
 import { api } from './api.js';
+import { FileInbox, type FileInboxOptions } from './files.js';
 import { TokenRegistry, principalOf, signingKey, type IssuedToken, type ServiceClaims } from './tokens.js';
 
 export interface StartOptions {
@@ -32,6 +33,8 @@ export interface StartOptions {
   limits?: LimitOptions;
   /** History kept per `chat.>` topic. Default 100 messages, 10 minutes. */
   history?: { maxMessages?: number; maxAgeMs?: number };
+  /** Bounds of the in-memory inbox of `0x03` file transfers. */
+  files?: FileInboxOptions;
   /** Where the service logs. Default: the console; `false` for silence. */
   logger?: Logger | false;
 }
@@ -44,6 +47,8 @@ export interface RealtimeService {
   wsUrl: string;
   /** `http://host:port` */
   httpUrl: string;
+  /** Files received as seed 001 `0x03` binary file transfers (bounded, in memory). */
+  files: FileInbox;
   /** Signs a token as /api/login would (tests and scripts). */
   issueToken(user: string, claims?: Partial<ServiceClaims>, ttlSeconds?: number): Promise<IssuedToken>;
   close(): Promise<void>;
@@ -65,6 +70,7 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
   const tokens = new TokenRegistry(key);
   const admins = new Set(options.admins ?? (process.env.ADMIN_USERS ?? 'admin').split(',').map((s) => s.trim()).filter(Boolean));
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 900;
+  const files = new FileInbox(options.files);
 
   const broker = createBroker({
     endpoints: [
@@ -81,6 +87,9 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
               expires_at: conn.principal.expiresAt,
             }),
           },
+          // Seed 001 "Binary Message Format": 0x03 file transfer, acknowledged by the core with
+          // `Status binary_received {size, type: 'file_transfer', checksum: 'sha256:…'}`.
+          binary: { file_transfer: files.handler },
         }),
       },
     ],
@@ -120,6 +129,7 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
   return {
     broker,
     server,
+    files,
     port: bound,
     wsUrl: `ws://${authority}/ws`,
     httpUrl: `http://${authority}`,
