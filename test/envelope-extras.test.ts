@@ -289,8 +289,15 @@ describe('robustness', () => {
       },
     };
     await broker({}, slowOpen);
-    // Let the open finish only once the server's socket has the client's early frame.
-    running!.server.on('upgrade', (_req, socket) => socket.once('data', () => setImmediate(release)));
+    // Let the open finish only once the server's socket has the client's early frame: the
+    // socket's second read (the first is the upgrade request). An 'upgrade' listener would not
+    // do: attach keeps every other upgrade listener off the broker's paths.
+    running!.server.once('connection', (socket) => {
+      let reads = 0;
+      socket.on('data', () => {
+        if (++reads === 2) setImmediate(release);
+      });
+    });
     const c = new Client(running!.url('/ws?token=a'));
     await c.opened;
     c.sendJson({ type: 'Unsubscribe', data: { topics: ['opened'] }, id: 'u' });
