@@ -6,6 +6,7 @@ import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.
 import { resolveCompression, type CompressionOptions, type ResolvedCompression } from './deflate.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
+import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
 import type { ObjectFirstLogger } from './logger.js';
@@ -115,8 +116,21 @@ export interface BrokerOptions {
   expiryWarningMs?: number;
   /** Where history and offline messages are kept. Default: a MemoryStore. */
   store?: Store;
+  /**
+   * How long a request waits for the store (a publish to a history topic, a queued direct
+   * message, a History read, a recovery), in milliseconds; past it, or when the store fails, the
+   * client gets Error 503 with `retry_after_ms`. Default 2,000.
+   */
+  storeTimeoutMs?: number;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
+  /**
+   * Where the cluster's connections are known (connections per principal, on which nodes). With a
+   * bus, give every node the same one (one `MemoryRegistry` in one process): a direct message is
+   * then queued only when its principal is connected nowhere. Default: a MemoryRegistry of this
+   * broker alone (with a bus, a principal connected only to another node then counts as offline).
+   */
+  registry?: Registry;
   /**
    * Where the broker reports what it does not throw: `{debug, info, warn, error}(msg, ctx)`. A
    * pino logger (Fastify's `app.log`, `(obj, msg)`) is recognised and adapted; wrap other
@@ -167,6 +181,7 @@ export interface ResolvedOptions {
   presence: boolean;
   history: { topics: string[]; maxMessages: number; maxAgeMs: number } | undefined;
   expiryWarningMs: number;
+  storeTimeoutMs: number;
 }
 
 const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -265,5 +280,6 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     presence: options.presence ?? true,
     history,
     expiryWarningMs: positive('expiryWarningMs', options.expiryWarningMs, 60_000),
+    storeTimeoutMs: positive('storeTimeoutMs', options.storeTimeoutMs, 2_000),
   };
 }

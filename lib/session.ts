@@ -8,18 +8,18 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, frameSlot, textFrame, type Frame } from './frame.js';
+import { encodeFrame, frameSlot, textFrame } from './frame.js';
 import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
-import type { HistoryPage, HistoryQuery } from './store.js';
+import type { HistoryPage, HistoryQuery, RecoverFrom } from './store.js';
 import { Wire, type WireListener } from './wire.js';
 import type { Filter, Principal } from './types.js';
 
 /** What a connection asks the broker to do on its behalf (lib/requests.ts). */
 export interface SessionRequests {
-  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
   refresh(session: Session, token: string): Promise<Principal>;
   publish(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
@@ -173,10 +173,6 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── outbound ──────────────────────────────────────────────────────────────
 
-  enqueue(frame: Frame): boolean {
-    return this.outbox.enqueue(frame);
-  }
-
   send(message: unknown): void {
     this.outbox.enqueue(textFrame(JSON.stringify(message)));
   }
@@ -192,7 +188,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── operations, delegated to the broker ──────────────────────────────────
 
-  subscribe(patterns: string[], filters: Filter | null = null, recover?: Record<string, number>): Promise<SubscribeResult> {
+  subscribe(patterns: string[], filters: Filter | null = null, recover?: RecoverFrom): Promise<SubscribeResult> {
     return this.#host.requests.subscribe(this, patterns, filters, recover);
   }
 
@@ -301,7 +297,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
       this.#wire.terminate();
       return;
     }
-    this.addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
+    this.#addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
   }
 
   /** Ends the connection at once, without a close handshake (dead peer). */
@@ -351,7 +347,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   }
 
   /** Timers owned by this connection, cleared when it closes. */
-  addTimer(timer: NodeJS.Timeout): void {
+  #addTimer(timer: NodeJS.Timeout): void {
     timer.unref();
     (this.#timers ??= []).push(timer);
   }
