@@ -13,7 +13,7 @@ import { decodeBinary, encodeBinary } from './binary.js';
 import { Emitter } from './emitter.js';
 import { SwitchyardError, TERMINAL_CLOSE_CODES, TOKEN_EXPIRED_CLOSE_CODE } from './errors.js';
 import { RequestTable, type Pending, type ReplyKind, type RequestResult } from './requests.js';
-import { Subscription, type Message, type SubscribeOptions } from './subscription.js';
+import { Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { DEFAULT_SYNTAX, topicMatches, type TopicSyntax } from './topics.js';
 import type { WebSocketConstructor, WebSocketLike } from './socket.js';
 import { Liveness } from './liveness.js';
@@ -38,6 +38,7 @@ export class Client {
   #nextId = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #liveness: Liveness;
+  readonly #subHost: SubscriptionHost;
   readonly #WebSocket: WebSocketConstructor;
   /** Counts connection attempts, so an attempt overtaken by close() or a new connect() stops. */
   #generation = 0;
@@ -52,6 +53,12 @@ export class Client {
     this.#WebSocket = Ctor;
     this.#options = options;
     this.syntax = { ...DEFAULT_SYNTAX, ...options.topics };
+    this.#subHost = {
+      syntax: this.syntax,
+      connected: () => this.#state === 'connected',
+      request: (type, data, expects) => this.#request(type, data, {}, expects),
+      reportError: (e) => this.#reportError(e),
+    };
     this.#events = new Emitter((e) => this.#reportError(e));
     this.on = this.#events.on.bind(this.#events);
     this.off = this.#events.off.bind(this.#events);
@@ -94,17 +101,16 @@ export class Client {
   subscribe(topic: string, options?: SubscribeOptions): Subscription {
     let sub = this.#subs.get(topic);
     if (sub === undefined) {
-      const host = {
-        syntax: this.syntax,
-        get connected() { return client.#state === 'connected'; },
-        request: (type: string, data: unknown, expects: ReplyKind) => this.#request(type, data, {}, expects),
-        reportError: (e: unknown) => this.#reportError(e),
-      };
-      const client = this;
-      sub = new Subscription(host, topic, options);
+      sub = new Subscription(this.#subHost, topic, options);
       this.#subs.set(topic, sub);
     }
     return sub.subscribe();
+  }
+
+  /** Unsubscribes and forgets the subscription (its position too): the next `subscribe` starts afresh. */
+  removeSubscription(topic: string): void {
+    this.#subs.get(topic)?.unsubscribe();
+    this.#subs.delete(topic);
   }
 
   /** The subscription to `topic`, if `subscribe` made one. */
@@ -267,8 +273,10 @@ export class Client {
   #closed(code: number, reason: string): void {
     this.#teardown();
     this.#lastCode = code;
-    this.#fail(new SwitchyardError('DISCONNECTED', `connection closed (${code}${reason ? ` ${reason}` : ''})`, { code }), true);
-    if (TERMINAL_CLOSE_CODES.includes(code)) {
+    const terminal = TERMINAL_CLOSE_CODES.includes(code);
+    // After a terminal close nothing will be sent again: requests waiting for a retry fail too.
+    this.#fail(new SwitchyardError('DISCONNECTED', `connection closed (${code}${reason ? ` ${reason}` : ''})`, { code }), !terminal);
+    if (terminal) {
       this.#liveness.unlisten();
       this.#transition('closed', code, reason);
       this.#reportError(new SwitchyardError(code, `connection refused for good (${code}${reason ? ` ${reason}` : ''}); not reconnecting`, { code, reason }));
@@ -318,19 +326,22 @@ export class Client {
 
   // ── inbound ───────────────────────────────────────────────────────────────
 
+  /** One frame from the socket. A frame this client cannot read is reported, never thrown into the socket's event loop. */
   #receive(data: unknown): void {
     this.#liveness.heard();
+    try {
+      this.#dispatch(data);
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  #dispatch(data: unknown): void {
     if (typeof data !== 'string') {
       this.#receiveBinary(new Uint8Array(data as ArrayBuffer));
       return;
     }
-    let frame: ServerFrame;
-    try {
-      frame = JSON.parse(data) as ServerFrame;
-    } catch (error) {
-      this.#reportError(error);
-      return;
-    }
+    const frame = JSON.parse(data) as ServerFrame;
     const d = frame.data as never;
     switch (frame.type) {
       case 'Status': return this.#status(frame.data);
