@@ -85,9 +85,9 @@ export class Cluster {
     }
     switch (message.kind) {
       case 'publish': {
-        const { topic, payload, messageId, sentAt, from, offset } = message;
+        const { topic, payload, messageId, sentAt, from, offset, epoch } = message;
         const binary = decode(message.binary);
-        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) });
+        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset, epoch }) });
         return;
       }
       case 'direct': {

@@ -174,14 +174,29 @@ export class BrokerCore implements SessionHost, GateHost {
     try {
       await session.endpoint.protocol.open(session);
       session.armExpiry();
-      if (this.options.offlineQueue && !session.closing) {
-        const queued = await this.store.drainDirect(session.principal.id);
-        for (const m of queued) this.router.deliverTo(session, { kind: 'direct', ...m });
-      }
+      if (this.options.offlineQueue && !session.closing) this.#deliverQueued(session);
     } catch (err) {
       this.reportError(err, { during: 'open', connection: session.id });
       session.close(CloseCode.INTERNAL_ERROR, 'internal error');
     }
+  }
+
+  /**
+   * Delivers what was queued for the principal while it was offline. A store that fails is
+   * reported and the connection stays up (what was not drained stays queued for the next one).
+   */
+  #deliverQueued(session: Session): void {
+    this.store.drainDirect(session.principal.id).then(
+      (queued) => {
+        for (const m of queued) {
+          // The connection went while the store answered: keep the message for the next one.
+          if (!this.router.deliverTo(session, { kind: 'direct', ...m })) {
+            this.store.enqueueDirect(m).catch((err: unknown) => this.reportError(err, { during: 'drain', connection: session.id }));
+          }
+        }
+      },
+      (err: unknown) => this.reportError(err, { during: 'drain', connection: session.id }),
+    );
   }
 
   /** The session's socket is gone: forget it everywhere. */

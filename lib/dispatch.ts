@@ -16,6 +16,7 @@ import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { Store } from './store.js';
 import { checkTopic } from './topics.js';
+import { guardStore } from './store-guard.js';
 import type { Principal } from './types.js';
 
 export interface DispatchParts {
@@ -46,13 +47,13 @@ export class Dispatcher {
     const sentAt = Date.now();
     const h = options.history;
     if (h !== undefined && access.keepsHistory(topic)) {
-      const record = store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h);
+      const record = guardStore('publish', options.storeTimeoutMs, store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h));
       if (isThenable(record)) {
-        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset));
+        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch));
       }
-      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset);
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
     }
-    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined);
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined);
   }
 
   #deliverPublish(
@@ -64,21 +65,25 @@ export class Dispatcher {
     messageId: string,
     sentAt: number,
     offset: number | undefined,
+    epoch: string | undefined,
   ): PublishResult {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
-    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset };
+    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
     const recipients = this.#p.router.fanout(topic, delivery, exclude);
     const cluster = this.#p.cluster;
     if (cluster.enabled) cluster.send({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
-      ...(offset !== undefined && { offset }),
+      ...(offset !== undefined && { offset, epoch }),
     });
     this.published++;
     const events = this.#p.events;
     if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
     const result: PublishResult = { messageId, recipients };
-    if (offset !== undefined) result.offset = offset;
+    if (offset !== undefined) {
+      result.offset = offset;
+      result.epoch = epoch!;
+    }
     return result;
   }
 
@@ -92,7 +97,8 @@ export class Dispatcher {
     if (cluster.enabled) cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
     let queued = false;
     if (deliveredTo.length === 0 && this.#p.options.offlineQueue) {
-      queued = await this.#p.store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) });
+      const { store, options } = this.#p;
+      queued = await guardStore('queue', options.storeTimeoutMs, store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) }));
     }
     return { messageId, deliveredTo, queued };
   }

@@ -58,6 +58,7 @@ export const ERRORS = {
   SY_ERR_OPTIONS: { message: 'invalid options', status: 500 },
   SY_ERR_HOOK: { message: 'host callback failed', status: 500, close: 1011, http: 500 },
   SY_ERR_BACKEND: { message: 'backend failure', status: 500 },
+  SY_ERR_STORE_UNAVAILABLE: { message: 'store unavailable', status: 503 },
   /** Reported on the broker's `error` event only: the bus lost its link (`down`) or got it back (`gap`). */
   SY_ERR_BUS_GAP: { message: 'bus link lost: messages from other nodes were missed', status: 503 },
 } as const satisfies Record<string, ErrorRow>;

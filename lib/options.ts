@@ -115,6 +115,12 @@ export interface BrokerOptions {
   expiryWarningMs?: number;
   /** Where history and offline messages are kept. Default: a MemoryStore. */
   store?: Store;
+  /**
+   * How long a request waits for the store (a publish to a history topic, a queued direct
+   * message, a History read, a recovery), in milliseconds; past it, or when the store fails, the
+   * client gets Error 503 with `retry_after_ms`. Default 2,000.
+   */
+  storeTimeoutMs?: number;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
   /**
@@ -167,6 +173,7 @@ export interface ResolvedOptions {
   presence: boolean;
   history: { topics: string[]; maxMessages: number; maxAgeMs: number } | undefined;
   expiryWarningMs: number;
+  storeTimeoutMs: number;
 }
 
 const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -265,5 +272,6 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     presence: options.presence ?? true,
     history,
     expiryWarningMs: positive('expiryWarningMs', options.expiryWarningMs, 60_000),
+    storeTimeoutMs: positive('storeTimeoutMs', options.storeTimeoutMs, 2_000),
   };
 }

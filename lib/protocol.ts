@@ -4,7 +4,7 @@
  */
 import type { Awaitable } from './awaitable.js';
 import type { BrokerError } from './errors.js';
-import type { HistoryPage, HistoryQuery } from './store.js';
+import type { HistoryPage, HistoryPosition, HistoryQuery, RecoverFrom } from './store.js';
 import type { Filter, Principal } from './types.js';
 
 /** A message on its way to connections. Encoded at most once per protocol, then shared. */
@@ -19,6 +19,8 @@ export type Delivery =
       sentAt: number;
       /** Per-topic offset when the topic keeps history. */
       offset?: number;
+      /** Epoch of the topic's history the offset belongs to (set whenever offset is). */
+      epoch?: string;
       /** Principal id of the publisher, or null for the server. */
       from: string | null;
     }
@@ -41,6 +43,8 @@ export interface SubscribeResult {
   active: number;
   /** For each topic recovery was asked for: whether every missed message could be replayed. */
   recovered?: Record<string, boolean>;
+  /** For each recovered topic: the position the connection is at after the replay. */
+  positions?: Record<string, HistoryPosition>;
 }
 
 /** A principal's presence, as `Presence` frames carry it (seed 001). */
@@ -57,6 +61,8 @@ export interface PublishResult {
   /** Connections on this node the message was handed to. */
   recipients: number;
   offset?: number;
+  /** Epoch of the topic's history `offset` belongs to (set whenever offset is). */
+  epoch?: string;
 }
 
 export interface DirectResult {
@@ -94,7 +100,7 @@ export interface Connection {
   /** Sends a text (string) or binary (Buffer) frame as is. */
   sendRaw(data: string | Buffer): void;
   /** Subscribes all or nothing; rejects with a BrokerError (400 invalid, 403 denied with the topics, 400 limit). */
-  subscribe(patterns: string[], filters?: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  subscribe(patterns: string[], filters?: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult>;
   /**
    * In-band token refresh: authenticates `token` again through the endpoint's `authenticate`
    * (credentials `{ scheme: 'bearer', token, source: 'refresh' }`), keeps the connection and

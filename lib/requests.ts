@@ -15,7 +15,8 @@ import type { DirectResult, PresenceInfo, PublishOptions, PublishResult, Subscri
 import type { Recovery } from './recovery.js';
 import type { Router } from './router.js';
 import type { Session, SessionRequests } from './session.js';
-import type { HistoryPage, HistoryQuery, Store } from './store.js';
+import type { HistoryPage, HistoryPosition, HistoryQuery, RecoverFrom, Store } from './store.js';
+import { guardStore } from './store-guard.js';
 import { parseSubscribe } from './subscriptions.js';
 import { assertTopic } from './topics.js';
 import type { Filter, Handshake, Principal } from './types.js';
@@ -38,7 +39,7 @@ export class Requests implements SessionRequests {
     this.#p = parts;
   }
 
-  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult> {
+  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult> {
     const { options, access, router, recovery } = this.#p;
     const request = parseSubscribe(options.syntax, patterns, filters, recover, (t) => access.keepsHistory(t));
     const added = request.patterns.filter((p) => !session.subscriptions.has(p)).length;
@@ -61,9 +62,15 @@ export class Requests implements SessionRequests {
       router.add(p, session, request.filter);
     }
     if (request.recover.length === 0) return result();
-    const recovered = Object.create(null) as Record<string, boolean>; // a topic may be named __proto__
-    for (const [topic, since] of request.recover) recovered[topic] = await recovery.replay(session, topic, since);
-    return { ...result(), recovered };
+    // Objects without a prototype: a topic may be named __proto__.
+    const recovered = Object.create(null) as Record<string, boolean>;
+    const positions = Object.create(null) as Record<string, HistoryPosition>;
+    for (const [topic, since] of request.recover) {
+      const outcome = await recovery.replay(session, topic, since);
+      recovered[topic] = outcome.complete;
+      if (outcome.position !== undefined) positions[topic] = outcome.position;
+    }
+    return { ...result(), recovered, positions };
   }
 
   unsubscribe(session: Session, patterns: string[]): SubscribeResult {
@@ -126,7 +133,8 @@ export class Requests implements SessionRequests {
     if (h === undefined || !this.#p.access.keepsHistory(topic)) {
       throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history`, { details: { topics: [topic] } });
     }
-    return this.#p.store.readHistory(topic, query, h);
+    const { store, options } = this.#p;
+    return guardStore('history', options.storeTimeoutMs, store.readHistory(topic, query, h));
   }
 
   async presence(session: Session, principalIds: string[]): Promise<PresenceInfo[]> {

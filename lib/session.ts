@@ -13,13 +13,13 @@ import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
-import type { HistoryPage, HistoryQuery } from './store.js';
+import type { HistoryPage, HistoryQuery, RecoverFrom } from './store.js';
 import { Wire, type WireListener } from './wire.js';
 import type { Filter, Principal } from './types.js';
 
 /** What a connection asks the broker to do on its behalf (lib/requests.ts). */
 export interface SessionRequests {
-  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
   refresh(session: Session, token: string): Promise<Principal>;
   publish(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
@@ -192,7 +192,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── operations, delegated to the broker ──────────────────────────────────
 
-  subscribe(patterns: string[], filters: Filter | null = null, recover?: Record<string, number>): Promise<SubscribeResult> {
+  subscribe(patterns: string[], filters: Filter | null = null, recover?: RecoverFrom): Promise<SubscribeResult> {
     return this.#host.requests.subscribe(this, patterns, filters, recover);
   }
 

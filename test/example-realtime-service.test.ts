@@ -167,12 +167,12 @@ describe("seed 001's RealtimeProtocolClient against the example", () => {
     });
 
     const broadcastResult = await client.broadcast('chat.general', { message: 'Hello from TypeScript client!' });
-    expect(broadcastResult).toEqual({ message_id: 'msg_2', status: 'delivered', recipients: 1, offset: expect.any(Number) });
+    expect(broadcastResult).toEqual({ message_id: 'msg_2', status: 'delivered', recipients: 1, offset: expect.any(Number), epoch: expect.any(String) });
     const delivered = await bobBroadcasts.next();
     expect(delivered).toEqual({
       topic: 'chat.general',
       payload: { message: 'Hello from TypeScript client!' },
-      metadata: { sent_at: expect.any(Number), message_id: expect.any(String), offset: broadcastResult.offset },
+      metadata: { sent_at: expect.any(Number), message_id: expect.any(String), offset: broadcastResult.offset, epoch: broadcastResult.epoch },
     });
 
     // Direct message (seed "5. Direct Message"): Ack with delivered_to; the target's on('DirectMessage').
@@ -483,23 +483,26 @@ describe('history on chat.> topics', () => {
     const publisher = await open((await login(user('pub'))).token);
     const reader = await open((await login(user('reader'))).token);
     await reader.request('Subscribe', { topics: [topic] });
+    let epoch = '';
     for (let i = 1; i <= 5; i++) {
       const ack = await publisher.request('Broadcast', { topic, payload: { n: i } });
-      expect(ack.data).toMatchObject({ status: 'delivered', recipients: 1, offset: i });
-      expect((await reader.nextOf('Broadcast')).data.metadata.offset).toBe(i);
+      expect(ack.data).toMatchObject({ status: 'delivered', recipients: 1, offset: i, epoch: expect.any(String) });
+      epoch = ack.data.epoch;
+      expect((await reader.nextOf('Broadcast')).data.metadata).toMatchObject({ offset: i, epoch });
     }
 
     reader.sendJson({ type: 'History', data: { topic, since: 3, limit: 50 }, id: 'h1' });
     const page = await reader.nextOf('History');
     expect(page.data).toEqual({
       topic,
-      messages: [4, 5].map((n) => ({ payload: { n }, metadata: { sent_at: expect.any(Number), message_id: expect.any(String), offset: n } })),
+      messages: [4, 5].map((n) => ({ payload: { n }, metadata: { sent_at: expect.any(Number), message_id: expect.any(String), offset: n, epoch } })),
       latest_offset: 5,
+      epoch,
       complete: true,
     });
-    const ack = await reader.next(isReplyTo('h1'));
-    expect(ack.data).toEqual({ message_id: 'h1', status: 'ok' });
-    expect(reader.frames.indexOf(ack)).toBe(reader.frames.indexOf(page) + 1); // the Ack comes right after
+    const historyAck = await reader.next(isReplyTo('h1'));
+    expect(historyAck.data).toEqual({ message_id: 'h1', status: 'ok' });
+    expect(reader.frames.indexOf(historyAck)).toBe(reader.frames.indexOf(page) + 1); // the Ack comes right after
 
     const latest = await reader.request('History', { topic, limit: 1 });
     expect(latest.type).toBe('Ack');
@@ -530,7 +533,12 @@ describe('history on chat.> topics', () => {
     })();
     client.sendJson({ type: 'Subscribe', data: { topics: [topic], recover: { [topic]: 5 } }, id: 's1' });
     const status = await client.nextOf('Status', (f) => f.data.status === 'subscribed');
-    expect(status.data.details).toEqual({ topics: [topic], active_subscriptions: 1, recovered: { [topic]: true } });
+    expect(status.data.details).toEqual({
+      topics: [topic],
+      active_subscriptions: 1,
+      recovered: { [topic]: true },
+      positions: { [topic]: { offset: expect.any(Number), epoch: expect.any(String) } },
+    });
     const statusAt = client.frames.indexOf(status);
     const liveAfterStatus = () => client.frames.slice(statusAt).filter((f) => f.type === 'Broadcast').length;
     await until(() => !pumping || liveAfterStatus() >= 10, 'live messages after the Status');

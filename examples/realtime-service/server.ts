@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createBroker, envelope, type Broker, type LimitOptions, type Logger } from 'switchyard';
 import { attach } from 'switchyard/http';
 import { api } from './api.js';
+import { storeFrom } from './store.js';
 import { FileInbox, type FileInboxOptions } from './files.js';
 import { TokenRegistry, principalOf, signingKey, type IssuedToken, type ServiceClaims } from './tokens.js';
 
@@ -37,6 +38,13 @@ export interface StartOptions {
   files?: FileInboxOptions;
   /** Where the service logs. Default: the console; `false` for silence. */
   logger?: Logger | false;
+  /**
+   * Where history and offline direct messages live: `redis://…`, `postgres://…`, or unset for
+   * memory. Default: `STORE`, else memory (see store.ts).
+   */
+  store?: string;
+  /** Key or table prefix in that store. Default `STORE_PREFIX`, else `realtime_`. */
+  storePrefix?: string;
 }
 
 export interface RealtimeService {
@@ -72,7 +80,10 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 900;
   const files = new FileInbox(options.files);
 
+  // The one line that picks the backend; the broker closes the store it is given in close().
+  const store = await storeFrom(options.store ?? process.env.STORE, options.storePrefix ?? process.env.STORE_PREFIX);
   const broker = createBroker({
+    store,
     endpoints: [
       {
         path: '/ws',

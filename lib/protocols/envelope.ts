@@ -9,7 +9,7 @@ import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
-import type { HistoryRecord } from '../store.js';
+import { positionFrom, type HistoryRecord } from '../store.js';
 import type { Principal } from '../types.js';
 // The one definition of every frame's shape, shared with switchyard/client: the frames built
 // here are checked against it (`satisfies`); the hand-written hot-path templates follow it too.
@@ -85,7 +85,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       const data = requireObject(req.data, 'Subscribe');
       const topics = stringArray(data.topics, 'Subscribe', 'data.topics');
       const result = await conn.subscribe(topics, (data.filters ?? null) as never, data.recover as never);
-      const recovered = result.recovered ? `,"recovered":${JSON.stringify(result.recovered)}` : '';
+      const recovered = result.recovered ? `,"recovered":${JSON.stringify(result.recovered)},"positions":${JSON.stringify(result.positions ?? {})}` : '';
       conn.sendRaw(`{"type":"Status","data":{"status":"subscribed","details":{"topics":${JSON.stringify(result.topics)},"active_subscriptions":${result.active}${recovered}}}}`);
       ack(conn, req, { status: 'ok' });
     },
@@ -93,12 +93,15 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     async History(conn, req) {
       const data = requireObject(req.data, 'History');
       if (typeof data.topic !== 'string') throw bad('History needs data.topic (a string)');
-      const since = optionalCount(data.since, 'since', Number.MAX_SAFE_INTEGER);
+      const since = data.since === undefined || data.since === null ? undefined : positionFrom(data.since);
+      if (since === undefined && data.since !== undefined && data.since !== null) {
+        throw bad('data.since must be {offset, epoch} or a non-negative integer', { field: 'data.since' });
+      }
       const limit = optionalCount(data.limit, 'limit', MAX_HISTORY_LIMIT) ?? MAX_HISTORY_LIMIT;
       const page = await conn.history(data.topic, { ...(since !== undefined && { since }), limit });
       conn.send({
         type: 'History',
-        data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, complete: page.complete },
+        data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, epoch: page.epoch, complete: page.complete },
       } satisfies HistoryFrame);
       ack(conn, req, { status: 'ok' });
     },
@@ -191,7 +194,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
           }
           // Written by hand: this runs once per publish, the shape is fixed, and it spares the
           // nested objects and a generic walk (the result is what JSON.stringify gives).
-          const offset = delivery.offset === undefined ? '' : `,"offset":${delivery.offset}`;
+          const offset = delivery.offset === undefined ? '' : `,"offset":${delivery.offset},"epoch":${JSON.stringify(delivery.epoch)}`;
           return (
             `{"type":"Broadcast","data":{"topic":${JSON.stringify(delivery.topic)},"payload":${json(delivery.payload)},` +
             `"metadata":{"sent_at":${delivery.sentAt},"message_id":${JSON.stringify(delivery.messageId)}${offset}}}}`
@@ -300,7 +303,7 @@ function binaryFrame(code: number, name: string, data: Buffer): Buffer {
 function historyMessage(record: HistoryRecord): HistoryMessage {
   return {
     payload: record.binary === undefined ? record.payload : { binary: record.binary.toString('base64') },
-    metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset },
+    metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset, epoch: record.epoch },
   };
 }
 
@@ -346,7 +349,7 @@ const NO_OPTIONS: PublishOptions = Object.freeze({});
 function published(conn: Connection, req: Request, result: PublishResult): void {
   conn.state = undefined;
   if (req.id === undefined) return;
-  const offset = result.offset === undefined ? '' : `,"offset":${result.offset}`;
+  const offset = result.offset === undefined ? '' : `,"offset":${result.offset},"epoch":${JSON.stringify(result.epoch)}`;
   conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}}}`);
 }
 
