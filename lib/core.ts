@@ -11,9 +11,10 @@ import { Cluster } from './cluster.js';
 import { Connections } from './connections.js';
 import { ConnectionControl } from './control.js';
 import { Dispatcher } from './dispatch.js';
-import { CloseCode } from './errors.js';
+import { BrokerError, CloseCode } from './errors.js';
 import type { ConnectionInfo, EventSink } from './events.js';
 import { Gate, type GateHost } from './handshake.js';
+import { MemoryRegistry } from './memory-registry.js';
 import { MemoryStore } from './memory-store.js';
 import { toLogger } from './logger.js';
 import { resolveOptions, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
@@ -23,6 +24,7 @@ import { Recovery } from './recovery.js';
 import { Requests } from './requests.js';
 import { Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
+import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import type { Handshake, Principal } from './types.js';
 
@@ -51,6 +53,7 @@ export class BrokerCore implements SessionHost, GateHost {
   readonly router: Router;
   readonly connections = new Connections();
   readonly store: Store;
+  readonly registry: Registry;
   readonly cluster: Cluster;
   readonly access: Access;
   readonly presence: PresenceTracker;
@@ -70,6 +73,11 @@ export class BrokerCore implements SessionHost, GateHost {
     const report = (err: unknown, context: Record<string, unknown>) => events.reportError(err, context);
     this.router = new Router(this.options.syntax, report);
     this.store = options.store ?? new MemoryStore();
+    this.registry = options.registry ?? new MemoryRegistry();
+    const logger = toLogger(options.logger);
+    if (options.bus !== undefined && options.registry === undefined) {
+      logger.warn('a bus without a shared registry: a principal connected only to another node counts as offline (direct messages to it are queued)', {});
+    }
     this.access = new Access(this.options, options.authorize, report);
     this.presence = new PresenceTracker(this.options.syntax);
     this.cluster = new Cluster(
@@ -84,7 +92,7 @@ export class BrokerCore implements SessionHost, GateHost {
           void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
       },
       report,
-      toLogger(options.logger),
+      logger,
     );
     const parts = {
       options: this.options,
@@ -96,6 +104,9 @@ export class BrokerCore implements SessionHost, GateHost {
       access: this.access,
       presence: this.presence,
       events,
+      nodeId: this.nodeId,
+      registry: this.registry,
+      registryShared: options.registry !== undefined,
     };
     this.dispatcher = new Dispatcher(parts);
     const recovery = new Recovery(this.options, this.store, this.router, events);
@@ -159,6 +170,7 @@ export class BrokerCore implements SessionHost, GateHost {
     try {
       const first = this.connections.add(session);
       this.control.track(session, socket as Socket);
+      this.registry.add(this.nodeId, principal.id, session.id).catch((err: unknown) => this.#registryFailed(err, 'add'));
       if (first && this.options.presence) this.dispatcher.announce(principal, true);
       if (this.events.wants('connection')) this.events.emit('connection', this.info(session));
       session.begin(() => this.#start(session));
@@ -204,6 +216,7 @@ export class BrokerCore implements SessionHost, GateHost {
     this.requests.dropAll(session);
     const last = this.connections.remove(session);
     this.control.untrack(session);
+    this.registry.remove(this.nodeId, session.principal.id, session.id).catch((err: unknown) => this.#registryFailed(err, 'remove'));
     if (last && this.options.presence && !this.#closed) this.dispatcher.announce(session.principal, false);
     const sent = session.closeCodeSent;
     if (sent === CloseCode.TRY_AGAIN_LATER) this.#slowConsumersClosed++;
@@ -260,8 +273,16 @@ export class BrokerCore implements SessionHost, GateHost {
     const empty = this.connections.empty();
     for (const session of [...this.connections.all()]) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await empty;
-    const results = await Promise.allSettled([this.cluster.close(), this.store.close()]);
+    // This node's connections are gone from the registry before its handle is released.
+    const results = [
+      ...(await Promise.allSettled([this.registry.leave(this.nodeId)])),
+      ...(await Promise.allSettled([this.cluster.close(), this.store.close(), this.registry.close()])),
+    ];
     for (const r of results) if (r.status === 'rejected') this.reportError(r.reason, { during: 'close' });
+  }
+
+  #registryFailed(err: unknown, operation: string): void {
+    this.reportError(new BrokerError('SY_ERR_BACKEND', `registry ${operation} failed`, { cause: err }), { during: 'registry' });
   }
 
   #beat(): void {

@@ -5,6 +5,7 @@
  */
 import type { Awaitable } from './awaitable.js';
 import { isThenable } from './awaitable.js';
+import { BrokerError } from './errors.js';
 import type { Access } from './access.js';
 import type { Cluster, NotifyTarget } from './cluster.js';
 import type { Connections } from './connections.js';
@@ -12,6 +13,7 @@ import type { EventSink } from './events.js';
 import type { ResolvedOptions } from './options.js';
 import type { PresenceTracker } from './presence.js';
 import type { Delivery, DirectResult, PublishResult } from './protocol.js';
+import type { Registry } from './registry.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { Store } from './store.js';
@@ -29,6 +31,10 @@ export interface DispatchParts {
   access: Access;
   presence: PresenceTracker;
   events: EventSink;
+  nodeId: string;
+  registry: Registry;
+  /** Whether the registry is the cluster's (given in the options), not this node's alone. */
+  registryShared: boolean;
 }
 
 export class Dispatcher {
@@ -87,20 +93,42 @@ export class Dispatcher {
     return result;
   }
 
-  /** A direct message to every connection of `target`, on every node; queued when it has none. */
+  /**
+   * A direct message to every connection of `target`, on every node. Queued (offline queue on)
+   * only when the principal is connected nowhere: with a shared registry, connections on other
+   * nodes count (and are listed in `deliveredTo`: handed to the bus for them).
+   */
   async direct(from: string | null, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
     const messageId = this.#p.newId();
     const sentAt = Date.now();
     const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt, ...(binary && { binary }) };
     const deliveredTo = this.directLocal(delivery);
     const cluster = this.#p.cluster;
-    if (cluster.enabled) cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+    let known = true;
+    if (cluster.enabled) {
+      cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+      if (this.#p.registryShared) known = await this.#elsewhere(target, deliveredTo);
+    }
     let queued = false;
-    if (deliveredTo.length === 0 && this.#p.options.offlineQueue) {
+    // Where the registry could not answer, the message is not queued: at most once, never twice.
+    if (known && deliveredTo.length === 0 && this.#p.options.offlineQueue) {
       const { store, options } = this.#p;
       queued = await guardStore('queue', options.storeTimeoutMs, store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) }));
     }
     return { messageId, deliveredTo, queued };
+  }
+
+  /** Adds the target's connections on other nodes to `deliveredTo`; false if the registry failed. */
+  async #elsewhere(target: string, deliveredTo: string[]): Promise<boolean> {
+    try {
+      for (const entry of await this.#p.registry.connections(target)) {
+        if (entry.node !== this.#p.nodeId) deliveredTo.push(entry.connection);
+      }
+      return true;
+    } catch (err) {
+      this.#p.events.reportError(new BrokerError('SY_ERR_BACKEND', 'registry lookup failed', { cause: err }), { during: 'direct', target });
+      return false;
+    }
   }
 
   /** A direct message to the target's connections on this node; the ids it reached. */

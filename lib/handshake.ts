@@ -125,8 +125,11 @@ export class Gate {
     this.#pending.add(attempt);
     attempt.timer = setTimeout(() => this.#answer(attempt, 408, 'handshake timed out'), remaining);
     void this.#decide(attempt, endpoint, params, new URLSearchParams(target.query), request, head).catch((err: unknown) => {
+      // A bug of ours: still deciding, it is refused (500/1011); past that, unless a session
+      // owns the socket now, it is dropped.
       this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
-      if (!socket.destroyed) socket.destroy();
+      if (attempt.phase === 'deciding') this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err }));
+      else if (attempt.phase !== 'closed' && !socket.destroyed) socket.destroy();
     });
     return true;
   }

@@ -2,10 +2,11 @@
 import { BrokerError } from './errors.js';
 import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
-import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { resolveCompression, type CompressionOptions, type ResolvedCompression } from './deflate.js';
+import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
+import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
 import type { ObjectFirstLogger } from './logger.js';
@@ -123,6 +124,13 @@ export interface BrokerOptions {
   storeTimeoutMs?: number;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
+  /**
+   * Where the cluster's connections are known (connections per principal, on which nodes). With a
+   * bus, give every node the same one (one `MemoryRegistry` in one process): a direct message is
+   * then queued only when its principal is connected nowhere. Default: a MemoryRegistry of this
+   * broker alone (with a bus, a principal connected only to another node then counts as offline).
+   */
+  registry?: Registry;
   /**
    * Where the broker reports what it does not throw: `{debug, info, warn, error}(msg, ctx)`. A
    * pino logger (Fastify's `app.log`, `(obj, msg)`) is recognised and adapted; wrap other

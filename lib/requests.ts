@@ -6,6 +6,7 @@
  */
 import { isThenable, type Awaitable } from './awaitable.js';
 import { assertTarget, type Access } from './access.js';
+import { redactError } from './auth.js';
 import type { Connections } from './connections.js';
 import type { Dispatcher } from './dispatch.js';
 import { BrokerError } from './errors.js';
@@ -197,7 +198,13 @@ export class Requests implements SessionRequests {
       request,
     };
     // A BrokerError thrown by the hook is its refusal; any other throw is reported as a hook failure (500).
-    const principal = await session.endpoint.authenticate(handshake);
+    let principal: Principal | null;
+    try {
+      principal = await session.endpoint.authenticate(handshake);
+    } catch (err) {
+      // Reported on the way out: the new token must not be in it, wherever the hook quoted it.
+      throw err instanceof Error && !(err instanceof BrokerError) ? redactError(err, [token]) : err;
+    }
     if (principal === null || typeof principal !== 'object') throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'the refreshed token was refused');
     if (principal.id !== session.principal.id) {
       throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'a refreshed token must belong to the connection\'s principal');

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, frameSlot, textFrame, type Frame } from './frame.js';
+import { encodeFrame, frameSlot, textFrame } from './frame.js';
 import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
@@ -173,10 +173,6 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── outbound ──────────────────────────────────────────────────────────────
 
-  enqueue(frame: Frame): boolean {
-    return this.outbox.enqueue(frame);
-  }
-
   send(message: unknown): void {
     this.outbox.enqueue(textFrame(JSON.stringify(message)));
   }
@@ -301,7 +297,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
       this.#wire.terminate();
       return;
     }
-    this.addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
+    this.#addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
   }
 
   /** Ends the connection at once, without a close handshake (dead peer). */
@@ -351,7 +347,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   }
 
   /** Timers owned by this connection, cleared when it closes. */
-  addTimer(timer: NodeJS.Timeout): void {
+  #addTimer(timer: NodeJS.Timeout): void {
     timer.unref();
     (this.#timers ??= []).push(timer);
   }

@@ -144,4 +144,22 @@ describe('NatsBus link faults', () => {
     const subject = `sy-fault.${randomUUID()}`;
     await restartCase(server, () => new NatsBus({ connection: { servers: `127.0.0.1:${server.port}`, reconnectTimeWait: 100 }, subject, probeIntervalMs: 0 }));
   });
+
+  it('finds a silent connection with its probe and reconnects it', async () => {
+    const server = await OwnServer.nats();
+    await server.start();
+    cleanup.push(() => server.kill());
+    const proxy = new FreezableProxy(server.port);
+    await proxy.listen();
+    cleanup.push(() => proxy.close());
+    const subject = `sy-fault.${randomUUID()}`;
+    const a = await node(new NatsBus({ connection: { servers: `127.0.0.1:${server.port}` }, subject, probeIntervalMs: 0 }));
+    const b = await node(new NatsBus({ connection: { servers: `127.0.0.1:${proxy.port}`, reconnectTimeWait: 100 }, subject, probeIntervalMs: 200, probeTimeoutMs: 500 }));
+    await getsThrough(a, b, 'before');
+    proxy.freeze();
+    await until(() => b.downs.length > 0, 'the probe to find the silence', 10_000);
+    expect(b.downs[0]!.reason).toMatch(/probe/);
+    await until(() => b.gaps.length > 0, 'the reconnected subscription', 20_000);
+    await getsThrough(a, b, 'after');
+  });
 });

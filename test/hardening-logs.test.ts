@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createBroker, envelope, type Broker, type BrokerOptions } from 'switchyard';
 import { attach } from 'switchyard/http';
 import { Capture, rawUpgrade } from './hardening-helpers.js';
+import { connect } from './helpers.js';
 import { redactContext, redactError, redactUrl } from '../lib/auth.js';
 
 const SECRET = 'SeCrEt-t0ken-4f9a';
@@ -117,5 +118,25 @@ describe('redaction helpers', () => {
     expect(redactUrl(`/ws?a=1&TOKEN=${SECRET}&b=2`)).toBe('/ws?a=1&TOKEN=[redacted]&b=2');
     const frozen = Object.freeze(new Error(`/ws?token=${SECRET}`));
     expect(redactError(frozen).message).toBe('/ws?token=[redacted]');
+  });
+});
+
+describe('in-band token refresh', () => {
+  it("a hook error quoting the refreshed token is reported without it", async () => {
+    const capture = new Capture();
+    const { broker, port } = await serve({
+      endpoints: [{ path: '/ws', protocol: envelope() }],
+      authenticate: (h) => {
+        if (h.credentials?.source === 'refresh') throw new Error(`token store down while checking ${h.credentials.token}`);
+        return { id: 'alice' };
+      },
+    });
+    broker.on('error', capture.onError);
+    const client = await connect(`ws://127.0.0.1:${port}/ws?token=first`);
+    const reply = await client.request('Refresh', { token: SECRET });
+    expect(reply.type).toBe('Error');
+    expect(capture.lines.length).toBeGreaterThan(0);
+    expect(capture.containing(SECRET)).toEqual([]);
+    await client.close();
   });
 });

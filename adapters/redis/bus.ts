@@ -113,13 +113,13 @@ export class RedisBus implements Bus {
     } catch (err) {
       // Not connected yet: the node runs alone until the connection comes, then hears of the gap.
       link.startFailed('not connected at start');
-      sub.on('ready', onReady);
+      if (!this.#closed) sub.on('ready', onReady);
       throw err;
     } finally {
       clearTimeout(timer);
     }
     link.up();
-    sub.on('ready', onReady);
+    if (!this.#closed) sub.on('ready', onReady);
   }
 
   publish(message: BusMessage): Promise<void> {
