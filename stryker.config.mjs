@@ -3,12 +3,25 @@
 // Reports go to reports/mutation/ (git-ignored).
 //
 // Equivalent mutants (survivors no test can kill, because the mutated program behaves the
-// same for every input) are listed below per module, not hidden by ignore patterns.
-// (filled in from the runs)
+// same for every input) are listed here, not hidden by ignore patterns:
+//
+// lib/filter.ts
+//   `filter === undefined || filter === null` → `false || filter === null`: undefined never
+//     reaches compileFilter; every caller turns a missing filter into null first
+//     (Session.subscribe's `filters = null` default, the envelope's `?? null`, the events
+//     protocol's rootFilters).
+//   `if (entries.length === 0) return null` → `if (false)`: an empty filter then compiles to no
+//     fields, and a filter with no fields passes every payload, as null does.
+// lib/rate-limit.ts
+//   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
+// lib/topic-index.ts and lib/topics.ts: see the report; the speed-ups (`#wild === 0` early
+//   return in TopicIndex.match, the '#' and 'prefix/#' fast paths in covers) give the same
+//   answers as the general path when turned off, so their "condition → false" mutants survive.
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
+  vitest: { configFile: 'vitest.stryker.config.ts' },
   plugins: ['@stryker-mutator/vitest-runner'],
   // Each mutant runs only the tests that reach it.
   coverageAnalysis: 'perTest',
