@@ -14,9 +14,16 @@
 //     fields, and a filter with no fields passes every payload, as null does.
 // lib/rate-limit.ts
 //   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
-// lib/topic-index.ts and lib/topics.ts: see the report; the speed-ups (`#wild === 0` early
-//   return in TopicIndex.match, the '#' and 'prefix/#' fast paths in covers) give the same
-//   answers as the general path when turned off, so their "condition → false" mutants survive.
+// lib/topic-index.ts
+//   `if (this.#wild === 0) return` → `if (false)`, and `#isWild` → `true`: speed-ups only (an
+//     empty trie matches nothing; an exact pattern kept in the trie matches the same topics).
+//   `let removed = false` → `true`: both branches assign it before it is read.
+//   #prune and Node.isEmpty mutants (about 10): pruning only frees trie nodes nobody subscribes
+//     to; an empty node left behind matches nothing, so no public behaviour changes. They are
+//     not equivalent for memory, which no test measures.
+// lib/topics.ts (from reading, not yet confirmed by a full run): the '#' and 'prefix/#' fast
+//   paths in covers() give the same answers as the level-by-level path when turned off;
+//   `i >= n.length` → `>` is caught by the final length comparison; `n[0]?.` always has a level.
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
