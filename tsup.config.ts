@@ -9,10 +9,12 @@ export default defineConfig({
     express: 'adapters/express.ts',
     fastify: 'adapters/fastify.ts',
     koa: 'adapters/koa.ts',
+    testing: 'test/conformance/index.ts',
     // Browsers and Node: imports nothing from node:* and nothing else, so dist/client.js is one
     // self-contained ES module a page can load as is.
     client: 'lib/client/index.ts',
     redis: 'adapters/redis/index.ts',
+    postgres: 'adapters/postgres/index.ts',
     nats: 'adapters/nats.ts',
   },
   format: ['esm', 'cjs'],

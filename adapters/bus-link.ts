@@ -48,8 +48,10 @@ export class Link {
   readonly #observer: BusObserver;
   readonly #transport: LinkTransport;
   readonly #probe: { intervalMs: number; timeoutMs: number };
-  /** When the link went down (ms since the epoch), or null while it is up. */
-  #downSince: number | null = null;
+  /** Starting until the first subscription is confirmed; then up or down. */
+  #state: 'starting' | 'up' | 'down' = 'starting';
+  /** When the link went down (ms since the epoch), while down. */
+  #downSince = 0;
   #downReason = '';
   #lastHeard = Date.now();
   #probeSeq = 0;
@@ -102,20 +104,33 @@ export class Link {
 
   /** The subscribing connection is lost: the first call after being up starts a gap. */
   down(reason: string): void {
-    if (this.#closed || this.#downSince !== null) return;
+    if (this.#closed || this.#state !== 'up') return;
+    this.#goDown(reason);
+  }
+
+  /** start() gave up waiting for the first subscription: the node runs alone until it comes. */
+  startFailed(reason: string): void {
+    if (this.#closed || this.#state !== 'starting') return;
+    this.#goDown(reason);
+  }
+
+  #goDown(reason: string): void {
+    this.#state = 'down';
     this.#downSince = Date.now();
     this.#downReason = reason;
     this.#cancelProbe();
-    this.#guard(() => this.#observer.down?.({ since: this.#downSince!, reason }));
+    this.#guard(() => this.#observer.down?.({ since: this.#downSince, reason }));
   }
 
-  /** The subscription is confirmed again: ends the gap, if there was one. */
+  /** The subscription is confirmed (again): ends the gap, if there was one. */
   up(): void {
     this.#lastHeard = Date.now();
-    if (this.#closed || this.#downSince === null) return;
+    const was = this.#state;
+    if (this.#closed || was === 'up') return;
+    this.#state = 'up';
+    if (was === 'starting') return;
     const since = this.#downSince;
     const until = Date.now();
-    this.#downSince = null;
     this.#guard(() => this.#observer.gap?.({ since, until, durationMs: until - since, reason: this.#downReason }));
   }
 
@@ -124,7 +139,7 @@ export class Link {
    * attempt and say nothing new (`down` said it): only errors while up are passed on.
    */
   error(err: unknown): void {
-    if (this.#downSince === null && !this.#closed) this.#report(err instanceof Error ? err : new Error(String(err)));
+    if (this.#state === 'up' && !this.#closed) this.#report(err instanceof Error ? err : new Error(String(err)));
   }
 
   close(): void {
@@ -134,7 +149,7 @@ export class Link {
   }
 
   #tick(): void {
-    if (this.#closed || this.#pending !== null || this.#downSince !== null) return;
+    if (this.#closed || this.#pending !== null || this.#state !== 'up') return;
     if (Date.now() - this.#lastHeard < this.#probe.intervalMs) return;
     const seq = ++this.#probeSeq;
     const timer = setTimeout(() => {

@@ -6,7 +6,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import type { Broker, Handshake } from 'switchyard';
-import { attach as attachHttp, releaseResponse, upgradeResponse } from 'switchyard/http';
+import { attach as attachHttp, frameworkGate, upgradeResponse } from 'switchyard/http';
 
 export interface ExpressAttachOptions {
   /**
@@ -24,7 +24,6 @@ export interface ExpressAttachOptions {
 }
 
 const passed = new WeakMap<IncomingMessage, Request>();
-const waiting = new WeakMap<IncomingMessage, (proceed: boolean) => void>();
 
 /** The Express request `use` ran on, in `authenticate`: `expressRequest(handshake)?.user`. */
 export function expressRequest(handshake: Handshake): Request | undefined {
@@ -34,28 +33,15 @@ export function expressRequest(handshake: Handshake): Request | undefined {
 /** Attaches the broker to `server` (what `app.listen()` returns). Returns `detach()`. */
 export function attach(broker: Broker, server: Server, options: ExpressAttachOptions = {}): () => void {
   const { app, use = [] } = options;
-  const gate = express();
+  const chain = express();
   if (app !== undefined) {
-    for (const name of Object.keys(app.settings)) gate.set(name, app.get(name));
-    gate.locals = app.locals;
+    for (const name of Object.keys(app.settings)) chain.set(name, app.get(name));
+    chain.locals = app.locals;
   }
-  gate.use(...use, (req: Request) => {
-    passed.set(req, req);
-    waiting.get(req)?.(true);
-  });
+  const gate = frameworkGate<Request>((req, res) => void chain(req, res), passed);
+  chain.use(...use, (req: Request) => void gate.pass(req, req));
   return attachHttp(broker, server, {
     ...(app !== undefined && { notFound: (req, socket) => app(req, upgradeResponse(req, socket)) }),
-    ...(use.length > 0 && {
-      prepare: (req, socket) =>
-        new Promise<boolean>((resolve) => {
-          const res = upgradeResponse(req, socket);
-          res.once('finish', () => resolve(false));
-          waiting.set(req, (proceed) => {
-            releaseResponse(res);
-            resolve(proceed);
-          });
-          gate(req, res);
-        }),
-    }),
+    ...(use.length > 0 && { prepare: gate.prepare }),
   });
 }

@@ -6,8 +6,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyRequest, RouteShorthandOptions } from 'fastify';
-import type { Broker, Handshake } from 'switchyard';
-import { attach, endpointPaths, releaseResponse, upgradeResponse } from 'switchyard/http';
+import { adoptLogger, type Broker, type Handshake } from 'switchyard';
+import { attach, endpointPaths, frameworkGate, upgradeResponse } from 'switchyard/http';
 
 export interface FastifySwitchyardOptions {
   broker: Broker;
@@ -17,7 +17,6 @@ export interface FastifySwitchyardOptions {
 }
 
 const passed = new WeakMap<IncomingMessage, FastifyRequest>();
-const waiting = new WeakMap<IncomingMessage, (request: FastifyRequest) => void>();
 
 /** The Fastify request the hooks ran on, in `authenticate`: `fastifyRequest(handshake)?.user`. */
 export function fastifyRequest(handshake: Handshake): FastifyRequest | undefined {
@@ -31,33 +30,27 @@ export function fastifyRequest(handshake: Handshake): FastifyRequest | undefined
 export const fastifySwitchyard: FastifyPluginAsync<FastifySwitchyardOptions> = async (fastify, options) => {
   const { broker, onRequest, preHandler } = options;
   if (fastify.prefix !== '') throw new Error('fastifySwitchyard: register it without a prefix; endpoint paths are absolute');
+  // The app's logger (pino) is the broker's, unless the broker was given its own.
+  adoptLogger(broker, fastify.log);
+  const gate = frameworkGate<FastifyRequest>((req, res) => fastify.routing(req, res), passed);
   for (const url of endpointPaths(broker)) {
+    if (fastify.hasRoute({ method: 'GET', url })) {
+      throw new Error(`fastifySwitchyard: GET ${url} is already a route of this app (a @fastify/websocket route?); a broker endpoint's path must be the broker's alone: give one of them another path`);
+    }
     fastify.route({
       method: 'GET',
       url,
       ...(onRequest !== undefined && { onRequest }),
       ...(preHandler !== undefined && { preHandler }),
       handler: (request, reply) => {
-        const pass = waiting.get(request.raw);
-        if (pass === undefined) return reply.code(426).header('upgrade', 'websocket').send({ message: 'Upgrade Required' });
+        if (!gate.pass(request.raw, request)) return reply.code(426).header('upgrade', 'websocket').send({ message: 'Upgrade Required' });
         reply.hijack();
-        pass(request);
       },
     });
   }
   const detach = attach(broker, fastify.server, {
     notFound: (req, socket) => fastify.routing(req, upgradeResponse(req, socket)),
-    prepare: (req, socket) =>
-      new Promise<boolean>((resolve) => {
-        const res = upgradeResponse(req, socket);
-        res.once('finish', () => resolve(false));
-        waiting.set(req, (request) => {
-          passed.set(req, request);
-          releaseResponse(res);
-          resolve(true);
-        });
-        fastify.routing(req, res);
-      }),
+    prepare: gate.prepare,
   });
   // preClose, not only onClose: Fastify closes its server before onClose hooks run, and the
   // server waits for every upgraded socket, so the broker's connections must go first.

@@ -6,7 +6,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import Koa, { type Context, type Middleware } from 'koa';
 import type { Broker, Handshake } from 'switchyard';
-import { attach as attachHttp, bindResponse, upgradeResponse } from 'switchyard/http';
+import { attach as attachHttp, frameworkGate, upgradeResponse } from 'switchyard/http';
 
 export interface KoaAttachOptions {
   /**
@@ -24,7 +24,6 @@ export interface KoaAttachOptions {
 }
 
 const passed = new WeakMap<IncomingMessage, Context>();
-const waiting = new WeakMap<IncomingMessage, () => void>();
 
 /** The Koa context `use` ran on, in `authenticate`: `koaContext(handshake)?.state.user`. */
 export function koaContext(handshake: Handshake): Context | undefined {
@@ -34,33 +33,22 @@ export function koaContext(handshake: Handshake): Context | undefined {
 /** Attaches the broker to `server` (what `app.listen()` returns). Returns `detach()`. */
 export function attach(broker: Broker, server: Server, options: KoaAttachOptions = {}): () => void {
   const { app, use = [] } = options;
-  const gate = new Koa();
+  const chain = new Koa();
   if (app !== undefined) {
-    Object.assign(gate, { keys: app.keys, proxy: app.proxy, proxyIpHeader: app.proxyIpHeader, maxIpsCount: app.maxIpsCount, env: app.env, silent: app.silent });
-    Object.setPrototypeOf(gate.context, app.context);
-    gate.on('error', (err: Error, ctx: Context) => (app.listenerCount('error') > 0 ? app.emit('error', err, ctx) : app.onerror(err)));
+    Object.assign(chain, { keys: app.keys, proxy: app.proxy, proxyIpHeader: app.proxyIpHeader, maxIpsCount: app.maxIpsCount, env: app.env, silent: app.silent });
+    Object.setPrototypeOf(chain.context, app.context);
+    chain.on('error', (err: Error, ctx: Context) => (app.listenerCount('error') > 0 ? app.emit('error', err, ctx) : app.onerror(err)));
   }
-  for (const middleware of use) gate.use(middleware);
-  gate.use((ctx) => {
+  const gate = frameworkGate<Context>((req, res) => handle(req, res), passed);
+  for (const middleware of use) chain.use(middleware);
+  chain.use((ctx) => {
     ctx.respond = false;
-    passed.set(ctx.req, ctx);
-    waiting.get(ctx.req)?.();
+    gate.pass(ctx.req, ctx);
   });
-  const handle = gate.callback();
+  // Koa's callback resolves once the middleware is done, so the gate waits for it.
+  const handle = chain.callback();
   return attachHttp(broker, server, {
     ...(app !== undefined && { notFound: (req, socket) => void app.callback()(req, upgradeResponse(req, socket)) }),
-    ...(use.length > 0 && {
-      // The response meets the socket only if the middleware answered: a context that goes on
-      // to the broker leaves no Koa listener on the WebSocket's socket.
-      prepare: async (req, socket) => {
-        const res = upgradeResponse(req);
-        let proceed = false;
-        waiting.set(req, () => (proceed = true));
-        await handle(req, res);
-        if (proceed && !res.writableEnded) return true;
-        bindResponse(res, socket);
-        return false;
-      },
-    }),
+    ...(use.length > 0 && { prepare: gate.prepare }),
   });
 }

@@ -85,6 +85,7 @@ export class NatsBus implements Bus {
     void this.#watch(conn, link);
     // The server has the subscription once a round trip has come back.
     await conn.flush();
+    link.up();
   }
 
   async #watch(nc: NatsConnection, link: Link): Promise<void> {

@@ -5,6 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CredentialSource, Credentials } from './types.js';
+import { SCHEME_TOKEN } from './wire.js';
 
 export const ALL_CREDENTIAL_SOURCES: readonly CredentialSource[] = ['header', 'query', 'subprotocol'];
 
@@ -23,7 +24,17 @@ export function findCredentials(
   query: URLSearchParams,
   sources: readonly CredentialSource[],
 ): FoundCredentials {
-  const offered = parseSubprotocols(headers['sec-websocket-protocol']);
+  const raw = headers['sec-websocket-protocol'];
+  // Seed 004's raw `Token <t>`: one value, not a protocol list, and never echoed in the 101
+  // (the client offered no protocol name, and a 101 naming one would fail it).
+  const spaced = raw === undefined ? null : SCHEME_TOKEN.exec(raw);
+  if (spaced !== null && sources.includes('subprotocol')) {
+    const header = sources.includes('header') ? credentialsFromHeader(headers.authorization) : undefined;
+    const token = query.get('token');
+    const fromQuery = sources.includes('query') && token !== null && token !== '' ? ({ scheme: 'query', token, source: 'query' } as const) : undefined;
+    return { credentials: header ?? fromQuery ?? { scheme: spaced[1]!.toLowerCase(), token: spaced[2]!, source: 'subprotocol' }, subprotocol: undefined };
+  }
+  const offered = parseSubprotocols(raw);
   const fromProtocol = credentialsFromSubprotocols(offered);
   const subprotocol = selectSubprotocol(offered, fromProtocol?.entries);
   let credentials: Credentials | undefined;
@@ -88,9 +99,67 @@ function selectSubprotocol(offered: string[], credentialEntries: Set<string> | u
   return scheme ?? offered[0];
 }
 
-/** Replaces credential-bearing query parameters so a URL can be logged. */
+/** Query parameters that carry credentials, compared decoded and lower-cased. */
+const CREDENTIAL_PARAMS: ReadonlySet<string> = new Set(['token', 'access_token']);
+
+/**
+ * Replaces the values of credential-bearing query parameters so a URL (or any text quoting one)
+ * can be logged. Names are compared percent-decoded (`?%74oken=` is a `token` to URLSearchParams).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:token|access_token)=)[^&#]*/gi, '$1[redacted]');
+  return url.replace(/([?&;])([^=&#?;\s]*)=([^&#;\s]*)/g, (whole: string, sep: string, name: string) =>
+    CREDENTIAL_PARAMS.has(decodeName(name)) ? `${sep}${name}=[redacted]` : whole,
+  );
+}
+
+function decodeName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return name.toLowerCase();
+  }
+}
+
+/** Secrets shorter than this are not searched for in free text (they would mangle it, and protect nothing). */
+const MIN_SECRET_LENGTH = 4;
+
+/**
+ * Makes an error safe to log or emit (DESIGN.md: switchyard never logs a token): every string
+ * own property (`message`, `stack`, and ones like the `input` a Node `ERR_INVALID_URL` carries)
+ * and its `cause` chain get query credentials redacted, and each of `secrets` (the credentials of
+ * the handshake at hand) replaced. The error is changed in place, so a host still receives the
+ * object it threw; one that cannot be changed (frozen) is replaced by a plain copy of its message.
+ */
+export function redactError(error: Error, secrets: ReadonlyArray<string | undefined> = []): Error {
+  const found = secrets.filter((s): s is string => s !== undefined && s.length >= MIN_SECRET_LENGTH);
+  const clean = (text: string): string => {
+    let out = redactUrl(text);
+    for (const secret of found) out = out.split(secret).join('[redacted]');
+    return out;
+  };
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    const target = current as unknown as Record<string, unknown>;
+    for (const key of Object.getOwnPropertyNames(target)) {
+      let value: unknown;
+      try {
+        value = target[key];
+      } catch {
+        continue; // a throwing getter carries nothing we could log
+      }
+      if (typeof value !== 'string') continue;
+      const redacted = clean(value);
+      if (redacted === value) continue;
+      try {
+        target[key] = redacted;
+      } catch {
+        // frozen: checked below
+      }
+      if (target[key] !== redacted) return new Error(clean(error.message));
+    }
+    current = target.cause;
+  }
+  return error;
 }
 
 /**
@@ -123,4 +192,15 @@ export function safeEqual(a: string, b: string): boolean {
     return false;
   }
   return timingSafeEqual(x, y);
+}
+
+/** A report's context with its string values passed through `redactUrl`. */
+export function redactContext(context: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(context)) {
+    if (typeof value !== 'string') continue;
+    const redacted = redactUrl(value);
+    if (redacted !== value) (out ??= { ...context })[key] = redacted;
+  }
+  return out ?? context;
 }

@@ -9,16 +9,19 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { assertTarget } from './access.js';
 import type { NotifyTarget } from './cluster.js';
+import type { ConnectionDetails, ConnectionFilter, ServerSubscribeOptions } from './control.js';
 import { BrokerCore, type BrokerStats } from './core.js';
 import { BrokerError } from './errors.js';
 import { GuardedEvents, type BrokerEvents, type ConnectionInfo } from './events.js';
-import { silentLogger, type BrokerOptions, type ResolvedLimits } from './options.js';
-import type { DirectResult, PresenceInfo, PublishResult } from './protocol.js';
+import { LoggerSlot, registerLoggerSlot } from './logger.js';
+import type { BrokerOptions, ResolvedLimits } from './options.js';
+import type { DirectResult, PresenceInfo, PublishResult, SubscribeResult } from './protocol.js';
+import { splitTarget } from './path.js';
 import type { HistoryPage, HistoryQuery } from './store.js';
 import { assertTopic, type TopicSyntax } from './topics.js';
 import type { Principal } from './types.js';
 
-export type { BrokerEvents, BrokerStats, ConnectionInfo, NotifyTarget };
+export type { BrokerEvents, BrokerStats, ConnectionDetails, ConnectionFilter, ConnectionInfo, NotifyTarget, ServerSubscribeOptions };
 
 let coreOf: (broker: Broker) => BrokerCore;
 
@@ -33,7 +36,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Prefer `createBroker(options)`. Invalid options throw `SY_ERR_OPTIONS`. */
   constructor(options: BrokerOptions) {
     super();
-    this.#core = new BrokerCore(options, new GuardedEvents(this, options.logger ?? silentLogger));
+    // One slot for every part that logs: pino is adapted, and an adapter may supply a default.
+    const logger = new LoggerSlot(options?.logger);
+    registerLoggerSlot(this, logger);
+    this.#core = new BrokerCore(options && { ...options, logger }, new GuardedEvents(this, logger));
   }
 
   /** This node's id, unique per broker instance: what cluster messages and logs name it by. */
@@ -61,10 +67,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.#core.options.endpoints.map((e) => e.pattern);
   }
 
-  /** Whether an endpoint's pattern matches this request URL's path (malformed parameters included). */
+  /** Whether an endpoint's pattern matches this request-target's path (malformed parameters included; non-canonical paths never). */
   owns(url: string): boolean {
-    const { pathname } = new URL(url, 'http://localhost');
-    return this.#core.options.endpoints.some((e) => e.match(pathname) !== null);
+    const target = splitTarget(url);
+    return target !== null && this.#core.options.endpoints.some((e) => e.match(target.path) !== null);
   }
 
   /**
@@ -147,6 +153,41 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** How many connections a principal has on this node. */
   connectionsOf(principalId: string): number {
     return this.#core.connections.count(principalId);
+  }
+
+  // ── one connection (this node's connections only; on a cluster each node answers for its own) ──
+
+  /**
+   * Closes one connection on this node with `code` (1000, 1001 or 3000–4999; default 1000) and a
+   * reason. Returns false when no such connection is open here.
+   */
+  disconnect(connectionId: string, code?: number, reason?: string): boolean {
+    return this.#core.control.disconnect(connectionId, code, reason);
+  }
+
+  /**
+   * Subscribes a connection on this node from the server (Socket.IO's `socket.join`), checked by
+   * `authorize` unless `{ authorize: false }`, all or nothing as a client's Subscribe; the client
+   * is told in its protocol (envelope: `Status subscribed` with `by: 'server'`). Rejects
+   * `SY_ERR_NOT_FOUND` for a connection not open here, `SY_ERR_FORBIDDEN` when denied.
+   */
+  async subscribe(connectionId: string, topics: string[], options?: ServerSubscribeOptions): Promise<SubscribeResult> {
+    this.#assertOpen();
+    return this.#core.control.subscribe(connectionId, topics, options);
+  }
+
+  /** Unsubscribes a connection on this node from the server; the client is told in its protocol. */
+  unsubscribe(connectionId: string, topics: string[]): SubscribeResult {
+    return this.#core.control.unsubscribe(connectionId, topics);
+  }
+
+  /**
+   * The open connections on this node, optionally only a principal's and/or only those a publish
+   * on `topic` reaches: id, principal id, path, params, remote address, subscriptions,
+   * connected-at and buffered bytes.
+   */
+  connections(filter?: ConnectionFilter): ConnectionDetails[] {
+    return this.#core.control.list(filter);
   }
 
   stats(): BrokerStats {

@@ -27,6 +27,8 @@ export type BusMessage = BusEnvelope &
         messageId: string;
         sentAt: number;
         offset?: number;
+        /** Epoch of the topic's history the offset belongs to (sent with offset). */
+        epoch?: string;
         from: string | null;
       }
     | { kind: 'direct'; target: string; payload: unknown; binary?: string; messageId: string; sentAt: number; from: string | null }

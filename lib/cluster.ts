@@ -3,7 +3,7 @@
  * messages of other nodes back into local work. Without a bus it is a single node: nothing is
  * built or sent.
  */
-import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage } from './bus.js';
+import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage, type BusObserver } from './bus.js';
 import { BrokerError } from './errors.js';
 import type { Delivery } from './protocol.js';
 import type { Logger, Principal } from './types.js';
@@ -44,9 +44,19 @@ export class Cluster {
     this.#node = node;
     this.#report = report;
     this.#logger = logger;
-    this.#ready = (bus?.start(nodeId, (message) => this.#receive(message)) ?? Promise.resolve()).catch((err: unknown) =>
+    this.#ready = (bus?.start(nodeId, (message) => this.#receive(message), this.#observer()) ?? Promise.resolve()).catch((err: unknown) =>
       report(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {}),
     );
+  }
+
+  /** What the bus says about its link reaches the host on the broker's `error` event. */
+  #observer(): BusObserver {
+    return {
+      down: ({ since, reason }) => this.#report(new BrokerError('SY_ERR_BUS_GAP', `bus link lost (${reason}): messages from other nodes are missed until it is back`), { bus: 'down', since, reason }),
+      gap: (gap) =>
+        this.#report(new BrokerError('SY_ERR_BUS_GAP', `bus link back after ${gap.durationMs} ms: messages other nodes sent meanwhile were not received`), { bus: 'gap', ...gap }),
+      error: (err) => this.#report(new BrokerError('SY_ERR_BACKEND', 'bus error', { cause: err }), {}),
+    };
   }
 
   /** Whether there are other nodes to tell (callers skip building messages otherwise). */
@@ -75,9 +85,9 @@ export class Cluster {
     }
     switch (message.kind) {
       case 'publish': {
-        const { topic, payload, messageId, sentAt, from, offset } = message;
+        const { topic, payload, messageId, sentAt, from, offset, epoch } = message;
         const binary = decode(message.binary);
-        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset }) });
+        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset, epoch }) });
         return;
       }
       case 'direct': {

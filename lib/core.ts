@@ -9,18 +9,22 @@ import hyperid from 'hyperid';
 import { Access } from './access.js';
 import { Cluster } from './cluster.js';
 import { Connections } from './connections.js';
+import { ConnectionControl } from './control.js';
 import { Dispatcher } from './dispatch.js';
-import { CloseCode } from './errors.js';
+import { BrokerError, CloseCode } from './errors.js';
 import type { ConnectionInfo, EventSink } from './events.js';
 import { Gate, type GateHost } from './handshake.js';
+import { MemoryRegistry } from './memory-registry.js';
 import { MemoryStore } from './memory-store.js';
-import { resolveOptions, silentLogger, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
+import { toLogger } from './logger.js';
+import { resolveOptions, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
 import type { Outbox } from './outbox.js';
 import { PresenceTracker } from './presence.js';
 import { Recovery } from './recovery.js';
 import { Requests } from './requests.js';
 import { Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
+import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import type { Handshake, Principal } from './types.js';
 
@@ -35,6 +39,8 @@ export interface BrokerStats {
   bufferedBytes: number;
   published: number;
   delivered: number;
+  /** Frames compressed with permessage-deflate: once per delivery per endpoint (and window size), never per subscriber. */
+  deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
 }
@@ -47,12 +53,14 @@ export class BrokerCore implements SessionHost, GateHost {
   readonly router: Router;
   readonly connections = new Connections();
   readonly store: Store;
+  readonly registry: Registry;
   readonly cluster: Cluster;
   readonly access: Access;
   readonly presence: PresenceTracker;
   readonly dispatcher: Dispatcher;
   readonly requests: Requests;
   readonly gate: Gate;
+  readonly control: ConnectionControl;
   readonly #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
   #rejectedHandshakes = 0;
@@ -65,6 +73,11 @@ export class BrokerCore implements SessionHost, GateHost {
     const report = (err: unknown, context: Record<string, unknown>) => events.reportError(err, context);
     this.router = new Router(this.options.syntax, report);
     this.store = options.store ?? new MemoryStore();
+    this.registry = options.registry ?? new MemoryRegistry();
+    const logger = toLogger(options.logger);
+    if (options.bus !== undefined && options.registry === undefined) {
+      logger.warn('a bus without a shared registry: a principal connected only to another node counts as offline (direct messages to it are queued)', {});
+    }
     this.access = new Access(this.options, options.authorize, report);
     this.presence = new PresenceTracker(this.options.syntax);
     this.cluster = new Cluster(
@@ -79,7 +92,7 @@ export class BrokerCore implements SessionHost, GateHost {
           void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
       },
       report,
-      options.logger ?? silentLogger,
+      logger,
     );
     const parts = {
       options: this.options,
@@ -91,11 +104,15 @@ export class BrokerCore implements SessionHost, GateHost {
       access: this.access,
       presence: this.presence,
       events,
+      nodeId: this.nodeId,
+      registry: this.registry,
+      registryShared: options.registry !== undefined,
     };
     this.dispatcher = new Dispatcher(parts);
     const recovery = new Recovery(this.options, this.store, this.router, events);
     this.requests = new Requests({ ...parts, dispatcher: this.dispatcher, recovery });
     this.gate = new Gate(this.options, this);
+    this.control = new ConnectionControl({ ...parts, requests: this.requests });
     if (this.options.heartbeatMs !== false) {
       this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
       this.#heartbeat.unref();
@@ -148,9 +165,12 @@ export class BrokerCore implements SessionHost, GateHost {
       host: this,
       socket: socket as Socket,
       head,
+      request: handshake.request,
     });
     try {
       const first = this.connections.add(session);
+      this.control.track(session, socket as Socket);
+      this.registry.add(this.nodeId, principal.id, session.id).catch((err: unknown) => this.#registryFailed(err, 'add'));
       if (first && this.options.presence) this.dispatcher.announce(principal, true);
       if (this.events.wants('connection')) this.events.emit('connection', this.info(session));
       session.begin(() => this.#start(session));
@@ -166,20 +186,37 @@ export class BrokerCore implements SessionHost, GateHost {
     try {
       await session.endpoint.protocol.open(session);
       session.armExpiry();
-      if (this.options.offlineQueue && !session.closing) {
-        const queued = await this.store.drainDirect(session.principal.id);
-        for (const m of queued) this.router.deliverTo(session, { kind: 'direct', ...m });
-      }
+      if (this.options.offlineQueue && !session.closing) this.#deliverQueued(session);
     } catch (err) {
       this.reportError(err, { during: 'open', connection: session.id });
       session.close(CloseCode.INTERNAL_ERROR, 'internal error');
     }
   }
 
+  /**
+   * Delivers what was queued for the principal while it was offline. A store that fails is
+   * reported and the connection stays up (what was not drained stays queued for the next one).
+   */
+  #deliverQueued(session: Session): void {
+    this.store.drainDirect(session.principal.id).then(
+      (queued) => {
+        for (const m of queued) {
+          // The connection went while the store answered: keep the message for the next one.
+          if (!this.router.deliverTo(session, { kind: 'direct', ...m })) {
+            this.store.enqueueDirect(m).catch((err: unknown) => this.reportError(err, { during: 'drain', connection: session.id }));
+          }
+        }
+      },
+      (err: unknown) => this.reportError(err, { during: 'drain', connection: session.id }),
+    );
+  }
+
   /** The session's socket is gone: forget it everywhere. */
   sessionClosed(session: Session, code: number, reason: string): void {
     this.requests.dropAll(session);
     const last = this.connections.remove(session);
+    this.control.untrack(session);
+    this.registry.remove(this.nodeId, session.principal.id, session.id).catch((err: unknown) => this.#registryFailed(err, 'remove'));
     if (last && this.options.presence && !this.#closed) this.dispatcher.announce(session.principal, false);
     const sent = session.closeCodeSent;
     if (sent === CloseCode.TRY_AGAIN_LATER) this.#slowConsumersClosed++;
@@ -224,6 +261,7 @@ export class BrokerCore implements SessionHost, GateHost {
       rejectedHandshakes: this.#rejectedHandshakes,
       slowConsumersClosed: this.#slowConsumersClosed,
       delivered: this.router.delivered,
+      deflated: this.router.deflated,
     };
   }
 
@@ -235,8 +273,16 @@ export class BrokerCore implements SessionHost, GateHost {
     const empty = this.connections.empty();
     for (const session of [...this.connections.all()]) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await empty;
-    const results = await Promise.allSettled([this.cluster.close(), this.store.close()]);
+    // This node's connections are gone from the registry before its handle is released.
+    const results = [
+      ...(await Promise.allSettled([this.registry.leave(this.nodeId)])),
+      ...(await Promise.allSettled([this.cluster.close(), this.store.close(), this.registry.close()])),
+    ];
     for (const r of results) if (r.status === 'rejected') this.reportError(r.reason, { during: 'close' });
+  }
+
+  #registryFailed(err: unknown, operation: string): void {
+    this.reportError(new BrokerError('SY_ERR_BACKEND', `registry ${operation} failed`, { cause: err }), { during: 'registry' });
   }
 
   #beat(): void {

@@ -5,6 +5,7 @@
  */
 import type { Awaitable } from './awaitable.js';
 import { isThenable } from './awaitable.js';
+import { BrokerError } from './errors.js';
 import type { Access } from './access.js';
 import type { Cluster, NotifyTarget } from './cluster.js';
 import type { Connections } from './connections.js';
@@ -12,10 +13,12 @@ import type { EventSink } from './events.js';
 import type { ResolvedOptions } from './options.js';
 import type { PresenceTracker } from './presence.js';
 import type { Delivery, DirectResult, PublishResult } from './protocol.js';
+import type { Registry } from './registry.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { Store } from './store.js';
 import { checkTopic } from './topics.js';
+import { guardStore } from './store-guard.js';
 import type { Principal } from './types.js';
 
 export interface DispatchParts {
@@ -28,6 +31,10 @@ export interface DispatchParts {
   access: Access;
   presence: PresenceTracker;
   events: EventSink;
+  nodeId: string;
+  registry: Registry;
+  /** Whether the registry is the cluster's (given in the options), not this node's alone. */
+  registryShared: boolean;
 }
 
 export class Dispatcher {
@@ -46,13 +53,13 @@ export class Dispatcher {
     const sentAt = Date.now();
     const h = options.history;
     if (h !== undefined && access.keepsHistory(topic)) {
-      const record = store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h);
+      const record = guardStore('publish', options.storeTimeoutMs, store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h));
       if (isThenable(record)) {
-        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset));
+        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch));
       }
-      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset);
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
     }
-    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined);
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined);
   }
 
   #deliverPublish(
@@ -64,37 +71,64 @@ export class Dispatcher {
     messageId: string,
     sentAt: number,
     offset: number | undefined,
+    epoch: string | undefined,
   ): PublishResult {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
-    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset };
+    const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
     const recipients = this.#p.router.fanout(topic, delivery, exclude);
     const cluster = this.#p.cluster;
     if (cluster.enabled) cluster.send({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
-      ...(offset !== undefined && { offset }),
+      ...(offset !== undefined && { offset, epoch }),
     });
     this.published++;
     const events = this.#p.events;
     if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
     const result: PublishResult = { messageId, recipients };
-    if (offset !== undefined) result.offset = offset;
+    if (offset !== undefined) {
+      result.offset = offset;
+      result.epoch = epoch!;
+    }
     return result;
   }
 
-  /** A direct message to every connection of `target`, on every node; queued when it has none. */
+  /**
+   * A direct message to every connection of `target`, on every node. Queued (offline queue on)
+   * only when the principal is connected nowhere: with a shared registry, connections on other
+   * nodes count (and are listed in `deliveredTo`: handed to the bus for them).
+   */
   async direct(from: string | null, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
     const messageId = this.#p.newId();
     const sentAt = Date.now();
     const delivery: Delivery = { kind: 'direct', from, target, payload, messageId, sentAt, ...(binary && { binary }) };
     const deliveredTo = this.directLocal(delivery);
     const cluster = this.#p.cluster;
-    if (cluster.enabled) cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+    let known = true;
+    if (cluster.enabled) {
+      cluster.send({ kind: 'direct', target, payload, messageId, sentAt, from, ...(binary && { binary: binary.toString('base64') }) });
+      if (this.#p.registryShared) known = await this.#elsewhere(target, deliveredTo);
+    }
     let queued = false;
-    if (deliveredTo.length === 0 && this.#p.options.offlineQueue) {
-      queued = await this.#p.store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) });
+    // Where the registry could not answer, the message is not queued: at most once, never twice.
+    if (known && deliveredTo.length === 0 && this.#p.options.offlineQueue) {
+      const { store, options } = this.#p;
+      queued = await guardStore('queue', options.storeTimeoutMs, store.enqueueDirect({ messageId, from, target, payload, sentAt, ...(binary && { binary }) }));
     }
     return { messageId, deliveredTo, queued };
+  }
+
+  /** Adds the target's connections on other nodes to `deliveredTo`; false if the registry failed. */
+  async #elsewhere(target: string, deliveredTo: string[]): Promise<boolean> {
+    try {
+      for (const entry of await this.#p.registry.connections(target)) {
+        if (entry.node !== this.#p.nodeId) deliveredTo.push(entry.connection);
+      }
+      return true;
+    } catch (err) {
+      this.#p.events.reportError(new BrokerError('SY_ERR_BACKEND', 'registry lookup failed', { cause: err }), { during: 'direct', target });
+      return false;
+    }
   }
 
   /** A direct message to the target's connections on this node; the ids it reached. */

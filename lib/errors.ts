@@ -50,6 +50,7 @@ export const ERRORS = {
   SY_ERR_TOKEN_REVOKED: { message: 'token revoked or expired', status: 401, close: 4002, http: 401 },
   SY_ERR_CONNECTION_LIMIT: { message: 'connection limit reached', status: 429, close: 4004, http: 429 },
   SY_ERR_ALREADY_CONNECTED: { message: 'identity already connected', status: 409, close: 4009, http: 409 },
+  SY_ERR_ORIGIN: { message: 'origin not allowed', status: 403, http: 403 },
   SY_ERR_HANDSHAKE_TIMEOUT: { message: 'handshake timed out', status: 408, http: 408 },
   SY_ERR_SLOW_CONSUMER: { message: 'send buffer limit exceeded', status: 503, close: 1013 },
   SY_ERR_POLICY: { message: 'policy violation', status: 400, close: 1008 },
@@ -57,14 +58,23 @@ export const ERRORS = {
   SY_ERR_OPTIONS: { message: 'invalid options', status: 500 },
   SY_ERR_HOOK: { message: 'host callback failed', status: 500, close: 1011, http: 500 },
   SY_ERR_BACKEND: { message: 'backend failure', status: 500 },
+  SY_ERR_STORE_UNAVAILABLE: { message: 'store unavailable', status: 503 },
   /** Reported on the broker's `error` event only: the bus lost its link (`down`) or got it back (`gap`). */
   SY_ERR_BUS_GAP: { message: 'bus link lost: messages from other nodes were missed', status: 503 },
 } as const satisfies Record<string, ErrorRow>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * Marks a BrokerError whichever copy of the package made it: `require()` and `import()` load
+ * two copies (dist/index.cjs and dist/index.js), and `instanceof` fails across them.
+ */
+const BRAND: unique symbol = Symbol.for('switchyard.BrokerError') as never;
+
 /** An error with a stable code from the table, and the cause that produced it. */
 export class BrokerError extends Error {
+  /** The brand `isBrokerError` and `instanceof` look for. */
+  readonly [BRAND] = true;
   readonly code: ErrorCode;
   /** Error-frame code (400, 403, …). */
   readonly status: number;
@@ -80,7 +90,12 @@ export class BrokerError extends Error {
     message?: string,
     options?: { cause?: unknown; details?: Record<string, unknown> },
   ) {
-    const row: ErrorRow = ERRORS[code];
+    const row: ErrorRow | undefined = Object.hasOwn(ERRORS, code) ? ERRORS[code] : undefined;
+    // Plain JS (or a cast) can pass any string: say which codes exist instead of a TypeError
+    // about a missing table row.
+    if (row === undefined) {
+      throw new RangeError(`BrokerError: unknown error code ${JSON.stringify(code)}; known codes: ${Object.keys(ERRORS).join(', ')}`);
+    }
     super(message ?? row.message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BrokerError';
     this.code = code;
@@ -89,9 +104,15 @@ export class BrokerError extends Error {
     this.httpStatus = row.http;
     this.details = options?.details;
   }
+
+  /** `instanceof BrokerError` holds for errors from either copy of the package (the brand). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses keep the ordinary prototype check.
+    return this === BrokerError ? isBrokerError(value) : Function.prototype[Symbol.hasInstance].call(this, value);
+  }
 }
 
-/** Narrowing helper for catch blocks. */
+/** Narrowing helper for catch blocks; true for BrokerErrors from any copy of the package. */
 export function isBrokerError(err: unknown): err is BrokerError {
-  return err instanceof BrokerError;
+  return typeof err === 'object' && err !== null && (err as { [BRAND]?: unknown })[BRAND] === true;
 }

@@ -4,6 +4,7 @@
  * `error` listener is the one that threw) and changes nothing in the broker.
  */
 import type { EventEmitter } from 'node:events';
+import { redactContext, redactError } from './auth.js';
 import type { Logger, Principal } from './types.js';
 
 export interface ConnectionInfo {
@@ -55,16 +56,17 @@ export class GuardedEvents implements EventSink {
   }
 
   reportError(error: unknown, context: Record<string, unknown>): void {
-    const err = (error instanceof Error ? error : new Error(String(error))) as Error & { context?: Record<string, unknown> };
-    err.context = context;
+    // Redacted before it leaves: nothing switchyard reports carries a credential (issue 16).
+    const err = redactError(error instanceof Error ? error : new Error(String(error))) as Error & { context?: Record<string, unknown> };
+    err.context = redactContext(context);
     if (this.wants('error')) this.emit('error', err);
-    else this.#log(err, context);
+    else this.#log(err, err.context);
   }
 
   #log(error: unknown, context: Record<string, unknown>): void {
-    const err = error instanceof Error ? error : new Error(String(error));
+    const err = redactError(error instanceof Error ? error : new Error(String(error)));
     try {
-      this.#logger.error(err.message, { ...context, error: err });
+      this.#logger.error(err.message, { ...redactContext(context), error: err });
     } catch {
       // A logger that throws has nowhere left to report to.
     }

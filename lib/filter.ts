@@ -39,7 +39,9 @@ export function passesFilter(filter: CompiledFilter, payload: unknown): boolean 
   for (const { path, values } of filter.fields) {
     let value: unknown = payload;
     for (const key of path) {
-      if (value === null || typeof value !== 'object') {
+      // Own properties only: a field named `constructor` or `toString` is not found on
+      // Object.prototype (finding 10 of issue 16), and an array's `length` is not a field.
+      if (value === null || typeof value !== 'object' || !Object.hasOwn(value, key)) {
         value = undefined;
         break;
       }

@@ -29,6 +29,18 @@ export type Frame = Buffer | string;
  */
 export const MAX_STRING_FRAME = 4 * 1024;
 
+/**
+ * Frames of one delivery per endpoint: slot 0 uncompressed, slots 1–8 compressed with a window
+ * of 2^8 … 2^15 bytes (permessage-deflate, lib/deflate.ts). A connection's slot is fixed at its
+ * handshake; the router builds each frame once and shares it by slot.
+ */
+export const FRAME_VARIANTS = 9;
+
+/** A connection's slot: its endpoint's, and the window it compresses with (0: no compression). */
+export function frameSlot(endpointIndex: number, deflateWindowBits: number): number {
+  return endpointIndex * FRAME_VARIANTS + (deflateWindowBits === 0 ? 0 : deflateWindowBits - 7);
+}
+
 /** The bytes of a frame (for tests and callers that need a Buffer). */
 export function frameBytes(frame: Frame): Buffer {
   return typeof frame === 'string' ? Buffer.from(frame, 'latin1') : frame;
@@ -63,4 +75,37 @@ function allocFrame(length: number, opcode: number): Buffer {
     frame.writeUInt32BE(length >>> 0, 6);
   }
   return frame;
+}
+
+// ── control frames (unmasked, payload up to 125 bytes) ───────────────────────
+
+/** Close codes an endpoint may send, and so may receive (RFC 6455 §7.4). */
+export function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** An unmasked control frame (payload up to 125 bytes). */
+export function controlFrame(opcode: number, payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(2 + payload.length);
+  frame[0] = 0x80 | opcode;
+  frame[1] = payload.length;
+  payload.copy(frame, 2);
+  return frame;
+}
+
+/** A close frame: empty, or a code and a reason of at most 123 bytes. */
+export function closeFrame(code?: number, reason = ''): Buffer {
+  if (code === undefined) return controlFrame(0x8, Buffer.alloc(0));
+  const payload = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
+  payload.writeUInt16BE(code, 0);
+  payload.write(reason, 2);
+  return controlFrame(0x8, payload);
+}
+
+/** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5): longer ones are cut and end in '...'. */
+export function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = reason.slice(0, 120);
+  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
+  return out + '...';
 }

@@ -5,7 +5,9 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { findCredentials } from './auth.js';
+import { findCredentials, redactError } from './auth.js';
+import { negotiate, type Negotiated } from './deflate.js';
+import { splitTarget } from './path.js';
 import { BrokerError, CloseCode } from './errors.js';
 import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
 import { textFrame } from './frame.js';
@@ -72,11 +74,14 @@ export class Gate {
 
   /** Returns false when no endpoint owns the request's path (it is left to others). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, deadline?: number): boolean {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    // The raw target, never `new URL()`: it resolves `..` (finding 9 of issue 16) and throws on
+    // targets it cannot parse, with the whole target (token included) in the error (finding 1).
+    const target = splitTarget(request.url ?? '/');
+    if (target === null) return false;
     let endpoint: ResolvedEndpoint | undefined;
     let params: Record<string, string> | undefined;
     for (const candidate of this.#options.endpoints) {
-      const match = candidate.match(url.pathname);
+      const match = candidate.match(target.path);
       if (match === null) continue;
       if (match === 'malformed') {
         writeHttp(socket, 400, 'malformed path parameter');
@@ -89,9 +94,18 @@ export class Gate {
     if (endpoint === undefined || params === undefined) return false;
     socket.on('error', ignore);
     const attempt: Attempt = { socket, phase: 'deciding', timer: undefined };
-    const invalid = checkUpgrade(request);
+    const invalid = checkUpgrade(request, endpoint.credentials.includes('subprotocol'));
     if (invalid !== null) {
       this.#answer(attempt, invalid.status, invalid.message, invalid.headers);
+      return true;
+    }
+    if (endpoint.origin !== undefined && !endpoint.origin(request)) {
+      // Always HTTP, whatever the endpoint's reject policy: a page from another site gets nothing.
+      this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_ORIGIN'));
+      return true;
+    }
+    if (negotiateCompression(endpoint, request) === 'malformed') {
+      this.#answer(attempt, 400, 'invalid Sec-WebSocket-Extensions header');
       return true;
     }
     if (this.#host.closed) {
@@ -110,9 +124,12 @@ export class Gate {
     }
     this.#pending.add(attempt);
     attempt.timer = setTimeout(() => this.#answer(attempt, 408, 'handshake timed out'), remaining);
-    void this.#decide(attempt, endpoint, params, url, request, head).catch((err: unknown) => {
+    void this.#decide(attempt, endpoint, params, new URLSearchParams(target.query), request, head).catch((err: unknown) => {
+      // A bug of ours: still deciding, it is refused (500/1011); past that, unless a session
+      // owns the socket now, it is dropped.
       this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
-      if (!socket.destroyed) socket.destroy();
+      if (attempt.phase === 'deciding') this.#refuse(attempt, endpoint, request, head, new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err }));
+      else if (attempt.phase !== 'closed' && !socket.destroyed) socket.destroy();
     });
     return true;
   }
@@ -122,13 +139,14 @@ export class Gate {
     attempt: Attempt,
     endpoint: ResolvedEndpoint,
     params: Record<string, string>,
-    url: URL,
+    searchParams: URLSearchParams,
     request: IncomingMessage,
     head: Buffer,
   ): Promise<void> {
-    const found = findCredentials(request.headers, url.searchParams, endpoint.credentials);
-    const query: Record<string, string> = {};
-    for (const [key, value] of url.searchParams) if (key !== 'token' && !(key in query)) query[key] = value;
+    const found = findCredentials(request.headers, searchParams, endpoint.credentials);
+    // Null prototype: `constructor`, `toString` or `__proto__` are keys like any other (finding 10).
+    const query = Object.create(null) as Record<string, string>;
+    for (const [key, value] of searchParams) if (key !== 'token' && !Object.hasOwn(query, key)) query[key] = value;
     const handshake: Handshake = {
       credentials: found.credentials,
       headers: request.headers,
@@ -147,7 +165,7 @@ export class Gate {
     } catch (err) {
       if (!this.#stillDeciding(attempt)) return;
       const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
-      if (!(err instanceof BrokerError)) this.#host.reportError(err, { during: 'handshake', path: endpoint.pattern });
+      if (!(err instanceof BrokerError)) this.#host.reportError(secretless(err, handshake), { during: 'handshake', path: endpoint.pattern });
       this.#refuse(attempt, endpoint, request, head, error);
       return;
     }
@@ -172,7 +190,7 @@ export class Gate {
       // A BrokerError is the host's chosen refusal (e.g. SY_ERR_INVALID_CREDENTIALS for a 403
       // even without credentials); anything else is a failure of the hook.
       if (err instanceof BrokerError) throw err;
-      this.#host.reportError(err, { during: 'authenticate', path: endpoint.pattern });
+      this.#host.reportError(secretless(err, handshake), { during: 'authenticate', path: endpoint.pattern });
       throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
     }
   }
@@ -212,7 +230,8 @@ export class Gate {
     // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
     socket.cork();
     try {
-      if (!acceptUpgrade(request, socket, subprotocol)) {
+      const negotiated = negotiateCompression(endpoint, request);
+      if (!acceptUpgrade(request, socket, subprotocol, negotiated === 'malformed' ? null : negotiated)) {
         this.#to(attempt, 'closed');
         return;
       }
@@ -261,7 +280,7 @@ export class Gate {
   /** Sends an optional text frame, then a close frame, on an upgraded socket no session owns. */
   #closeFrame(attempt: Attempt, head: Buffer, code: number, reason: string, frame: string | null): void {
     const socket = attempt.socket;
-    const wire = new Wire(socket, head, this.#options.limits.maxMessageBytes, REFUSED);
+    const wire = new Wire(socket, head, this.#options.limits, REFUSED);
     // Sent before the close frame, so the client reads it first (seed 003's AUTH_ERROR).
     if (frame !== null) socket.write(textFrame(frame), 'latin1');
     wire.close(code, reason);
@@ -289,6 +308,18 @@ export class Gate {
 }
 
 function ignore(): void {}
+
+/** permessage-deflate for an endpoint that compresses (RFC 7692 §5): the agreement, none, or a malformed header (400). */
+function negotiateCompression(endpoint: ResolvedEndpoint, request: IncomingMessage): Negotiated | null | 'malformed' {
+  if (endpoint.compression === null) return null;
+  const header = request.headers['sec-websocket-extensions'];
+  return negotiate(Array.isArray(header) ? header.join(', ') : header, endpoint.compression);
+}
+
+/** A hook's error with the presented token replaced wherever it appears (hosts quote it in messages). */
+function secretless(err: unknown, handshake: Handshake): unknown {
+  return err instanceof Error ? redactError(err, [handshake.credentials?.token]) : err;
+}
 
 /** A refused connection reads only until the client answers its close frame. */
 const REFUSED: WireListener = {

@@ -8,7 +8,7 @@
 import { isThenable } from './awaitable.js';
 import { BrokerError } from './errors.js';
 import type { ResolvedLimits } from './options.js';
-import { TokenBucket } from './rate-limit.js';
+import { AbuseMeter, TokenBucket } from './rate-limit.js';
 import type { Wire } from './wire.js';
 
 /** What the inbox asks of its session. */
@@ -19,7 +19,7 @@ export interface InboxOwner {
   handle(data: Buffer, isBinary: boolean): unknown;
   /** A frame was refused or its handling failed: tell the client through the protocol. */
   failed(err: unknown, data: Buffer, isBinary: boolean): void;
-  /** Too many refused frames in a row (`limits.rateAbuseStrikes`). */
+  /** Sustained rate-limit abuse (`limits.rateAbuseStrikes` over `limits.rateAbuseWindowMs`). */
   abused(): void;
 }
 
@@ -28,8 +28,10 @@ export class Inbox {
   readonly #wire: Wire;
   readonly #bucket: TokenBucket | null;
   readonly #abuseStrikes: number;
+  readonly #abuseWindowMs: number;
   readonly #maxInflight: number;
-  #strikes = 0;
+  /** Judges abuse over a window; only connections ever refused have one. */
+  #abuse: AbuseMeter | null = null;
   #paused = false;
   /** A frame (or the protocol's open) is being handled asynchronously. */
   #busy = false;
@@ -41,6 +43,7 @@ export class Inbox {
     this.#wire = wire;
     this.#bucket = limits.rate === false ? null : new TokenBucket(limits.rate.perSecond, limits.rate.burst);
     this.#abuseStrikes = limits.rateAbuseStrikes;
+    this.#abuseWindowMs = limits.rateAbuseWindowMs;
     this.#maxInflight = limits.maxInflight;
   }
 
@@ -53,9 +56,11 @@ export class Inbox {
   /** One inbound frame, in arrival order. */
   receive(data: Buffer, isBinary: boolean): void {
     if (this.#bucket !== null) {
-      const wait = this.#bucket.take();
+      const now = Date.now();
+      const wait = this.#bucket.take(now);
       if (wait > 0) {
-        if (++this.#strikes >= this.#abuseStrikes) {
+        this.#abuse ??= new AbuseMeter(this.#abuseWindowMs, this.#abuseStrikes, now);
+        if (this.#abuse.record(true, now)) {
           this.#owner.abused();
           return;
         }
@@ -65,7 +70,7 @@ export class Inbox {
         this.#owner.failed(error, data, isBinary);
         return;
       }
-      this.#strikes = 0;
+      this.#abuse?.record(false, now);
     }
     if (!this.#busy) {
       this.#handle(data, isBinary);

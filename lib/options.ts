@@ -2,10 +2,14 @@
 import { BrokerError } from './errors.js';
 import { ALL_CREDENTIAL_SOURCES } from './auth.js';
 import type { Bus } from './bus.js';
+import { resolveCompression, type CompressionOptions, type ResolvedCompression } from './deflate.js';
+import { compileOrigins, type AllowedOrigins, type OriginCheck } from './origin.js';
 import { compilePath, type PathMatcher } from './path.js';
 import type { Protocol } from './protocol.js';
+import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { resolveTopicSyntax, type TopicOptions, type TopicSyntax } from './topics.js';
+import type { ObjectFirstLogger } from './logger.js';
 import type { Authenticate, Authorize, CredentialSource, Logger } from './types.js';
 
 export interface EndpointOptions {
@@ -19,6 +23,12 @@ export interface EndpointOptions {
    * upgrade (seed 002). Default `'close'`.
    */
   reject?: 'close' | 'http';
+  /**
+   * Page origins allowed to connect, checked before `authenticate`; others get HTTP 403 before
+   * the upgrade. A list, `'same-origin'` or a predicate (see `AllowedOrigins`). Set it on
+   * every endpoint that authenticates by cookie. Default: any origin.
+   */
+  allowedOrigins?: AllowedOrigins;
   /** Where credentials may come from. Default: header, query and subprotocol. */
   credentials?: CredentialSource[];
   /** Refuse a second connection of the same principal (4009) on this endpoint. Default false. */
@@ -37,15 +47,30 @@ export interface EndpointOptions {
   strict?: boolean;
   /** Path matching case-sensitive. Default true. */
   caseSensitive?: boolean;
+  /**
+   * permessage-deflate (RFC 7692) for clients that offer it: `true` for the defaults, or an
+   * object (threshold in bytes, level, window bits). A publish is compressed once per endpoint
+   * and shared by every subscriber (README, "Compression"). Default false (off).
+   */
+  compression?: boolean | CompressionOptions;
 }
 
 export interface LimitOptions {
-  /** Largest inbound frame in bytes; bigger closes with 1009. Default 64 KiB (seed 001). */
+  /** Largest inbound message in bytes (once inflated, if compressed); bigger closes with 1009. Default 64 KiB (seed 001). */
   maxMessageBytes?: number;
+  /** Most frames one inbound message may be fragmented into; more closes with 1009. Default 1,024. */
+  maxFragments?: number;
   /** Token bucket per connection, or false for none. Default 100/s with a burst of 200. */
   rate?: { perSecond: number; burst: number } | false;
-  /** Refused messages in a row before the connection is closed with 1008. Default 50. */
+  /** Refused (429) messages within `rateAbuseWindowMs` needed, at the least, before the connection is closed with 1008. Default 50. */
   rateAbuseStrikes?: number;
+  /**
+   * The window rate-limit abuse is judged over, in ms. A connection is closed with 1008 when, over
+   * the last window, at least half of its frames were refused (429), at least `rateAbuseStrikes`
+   * of them, spread over at least half of the window: a client at 10× the rate is closed after
+   * about half the window; one burst past the bucket is not. Default 4,000.
+   */
+  rateAbuseWindowMs?: number;
   /** Subscriptions per connection. Default 256. */
   maxSubscriptions?: number;
   /** Bytes waiting to be written to one connection before it is closed with 1013. Default 1 MiB. */
@@ -91,10 +116,27 @@ export interface BrokerOptions {
   expiryWarningMs?: number;
   /** Where history and offline messages are kept. Default: a MemoryStore. */
   store?: Store;
+  /**
+   * How long a request waits for the store (a publish to a history topic, a queued direct
+   * message, a History read, a recovery), in milliseconds; past it, or when the store fails, the
+   * client gets Error 503 with `retry_after_ms`. Default 2,000.
+   */
+  storeTimeoutMs?: number;
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
-  /** Where the broker reports what it does not throw. Default: silent. */
-  logger?: Logger;
+  /**
+   * Where the cluster's connections are known (connections per principal, on which nodes). With a
+   * bus, give every node the same one (one `MemoryRegistry` in one process): a direct message is
+   * then queued only when its principal is connected nowhere. Default: a MemoryRegistry of this
+   * broker alone (with a bus, a principal connected only to another node then counts as offline).
+   */
+  registry?: Registry;
+  /**
+   * Where the broker reports what it does not throw: `{debug, info, warn, error}(msg, ctx)`. A
+   * pino logger (Fastify's `app.log`, `(obj, msg)`) is recognised and adapted; wrap other
+   * `(obj, msg)` loggers in `objectFirst()`. Default: silent (the Fastify plugin: the app's logger).
+   */
+  logger?: Logger | ObjectFirstLogger;
 }
 
 export interface ResolvedEndpoint {
@@ -104,18 +146,24 @@ export interface ResolvedEndpoint {
   protocol: Protocol;
   reject: 'close' | 'http';
   credentials: readonly CredentialSource[];
+  /** Undefined when every origin is allowed. */
+  origin: OriginCheck | undefined;
   exclusive: boolean;
   maxConnectionsPerPrincipal: number;
   closeCodes: Readonly<Record<number, number>>;
   authenticate: Authenticate;
   authorize: Authorize | undefined;
   echo: boolean;
+  /** permessage-deflate settings, or null when the endpoint does not compress. */
+  compression: ResolvedCompression | null;
 }
 
 export interface ResolvedLimits {
   maxMessageBytes: number;
+  maxFragments: number;
   rate: { perSecond: number; burst: number } | false;
   rateAbuseStrikes: number;
+  rateAbuseWindowMs: number;
   maxSubscriptions: number;
   maxBufferedBytes: number;
   handshakeTimeoutMs: number;
@@ -133,6 +181,7 @@ export interface ResolvedOptions {
   presence: boolean;
   history: { topics: string[]; maxMessages: number; maxAgeMs: number } | undefined;
   expiryWarningMs: number;
+  storeTimeoutMs: number;
 }
 
 const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -148,6 +197,15 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
+function originCheck(allowed: AllowedOrigins | undefined, index: number): OriginCheck | undefined {
+  if (allowed === undefined) return undefined;
+  try {
+    return compileOrigins(allowed);
+  } catch (err) {
+    return fail(`endpoints[${index}].${(err as Error).message}`);
+  }
+}
+
 export function resolveOptions(options: BrokerOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') fail('createBroker needs an options object');
   if (typeof options.authenticate !== 'function') fail('authenticate must be a function');
@@ -159,8 +217,10 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
   if (rate !== false && !(rate.perSecond > 0 && rate.burst >= 1)) fail('limits.rate needs perSecond > 0 and burst >= 1');
   const limits: ResolvedLimits = {
     maxMessageBytes: positive('limits.maxMessageBytes', l.maxMessageBytes, 64 * 1024),
+    maxFragments: positive('limits.maxFragments', l.maxFragments, 1024),
     rate,
     rateAbuseStrikes: positive('limits.rateAbuseStrikes', l.rateAbuseStrikes, 50),
+    rateAbuseWindowMs: positive('limits.rateAbuseWindowMs', l.rateAbuseWindowMs, 4_000),
     maxSubscriptions: positive('limits.maxSubscriptions', l.maxSubscriptions, 256),
     maxBufferedBytes: positive('limits.maxBufferedBytes', l.maxBufferedBytes, 1024 * 1024),
     handshakeTimeoutMs: positive('limits.handshakeTimeoutMs', l.handshakeTimeoutMs, 10_000),
@@ -176,6 +236,12 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     seen.add(e.path);
     if (e.reject !== undefined && e.reject !== 'close' && e.reject !== 'http') fail(`endpoints[${index}].reject must be 'close' or 'http'`);
     const credentials = e.credentials ?? ALL_CREDENTIAL_SOURCES;
+    let compression: ResolvedCompression | null;
+    try {
+      compression = resolveCompression(e.compression, `endpoints[${index}].compression`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
     for (const c of credentials) if (!ALL_CREDENTIAL_SOURCES.includes(c)) fail(`unknown credential source '${c}'`);
     return {
       index,
@@ -184,12 +250,14 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
       protocol: e.protocol,
       reject: e.reject ?? 'close',
       credentials,
+      origin: originCheck(e.allowedOrigins, index),
       exclusive: e.exclusive ?? false,
       maxConnectionsPerPrincipal: positive(`endpoints[${index}].maxConnectionsPerPrincipal`, e.maxConnectionsPerPrincipal, Infinity),
       closeCodes: e.closeCodes ?? {},
       authenticate: e.authenticate ?? options.authenticate,
       authorize: e.authorize,
       echo: e.echo ?? false,
+      compression,
     };
   });
   let history: ResolvedOptions['history'];
@@ -212,5 +280,6 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     presence: options.presence ?? true,
     history,
     expiryWarningMs: positive('expiryWarningMs', options.expiryWarningMs, 60_000),
+    storeTimeoutMs: positive('storeTimeoutMs', options.storeTimeoutMs, 2_000),
   };
 }

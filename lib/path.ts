@@ -36,3 +36,36 @@ export function compilePath(pattern: string, options: { strict: boolean; caseSen
     return { params };
   };
 }
+
+/** A request-target split at its `?`: the raw path and the raw query (no leading `?`). */
+export interface RequestTarget {
+  path: string;
+  query: string;
+}
+
+/** A `.` or `..` segment, percent-encoded dots included (WHATWG URL treats `%2e` as a dot). */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/**
+ * Splits an origin-form request-target (`/ws?token=…`), or returns null when its path is not
+ * canonical: not starting with a single `/`, holding a `\`, an empty segment (`//`), or a `.` /
+ * `..` segment, encoded or not. Routers of Express, Koa and Fastify match the raw path, and a
+ * proxy rule sees the raw path too; resolving `/x/../ws` to `/ws` as `new URL()` does would let
+ * a request reach an endpoint that neither of them thinks it reaches (issue 16). Never throws.
+ */
+export function splitTarget(target: string): RequestTarget | null {
+  let end = target.indexOf('?');
+  const hash = target.indexOf('#');
+  if (hash !== -1 && (end === -1 || hash < end)) end = hash;
+  const path = end === -1 ? target : target.slice(0, end);
+  if (path.charCodeAt(0) !== 0x2f || path.includes('\\')) return null;
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const segment = segments[i]!;
+    // An empty last segment is a trailing slash, which `strict` decides on.
+    if (segment === '' ? i < segments.length - 1 : DOT_SEGMENT.test(segment)) return null;
+  }
+  if (end === -1 || target.charCodeAt(end) === 0x23) return { path, query: '' };
+  const queryEnd = target.indexOf('#', end);
+  return { path, query: target.slice(end + 1, queryEnd === -1 ? undefined : queryEnd) };
+}

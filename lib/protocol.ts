@@ -4,7 +4,7 @@
  */
 import type { Awaitable } from './awaitable.js';
 import type { BrokerError } from './errors.js';
-import type { HistoryPage, HistoryQuery } from './store.js';
+import type { HistoryPage, HistoryPosition, HistoryQuery, RecoverFrom } from './store.js';
 import type { Filter, Principal } from './types.js';
 
 /** A message on its way to connections. Encoded at most once per protocol, then shared. */
@@ -19,6 +19,8 @@ export type Delivery =
       sentAt: number;
       /** Per-topic offset when the topic keeps history. */
       offset?: number;
+      /** Epoch of the topic's history the offset belongs to (set whenever offset is). */
+      epoch?: string;
       /** Principal id of the publisher, or null for the server. */
       from: string | null;
     }
@@ -41,6 +43,8 @@ export interface SubscribeResult {
   active: number;
   /** For each topic recovery was asked for: whether every missed message could be replayed. */
   recovered?: Record<string, boolean>;
+  /** For each recovered topic: the position the connection is at after the replay. */
+  positions?: Record<string, HistoryPosition>;
 }
 
 /** A principal's presence, as `Presence` frames carry it (seed 001). */
@@ -57,6 +61,8 @@ export interface PublishResult {
   /** Connections on this node the message was handed to. */
   recipients: number;
   offset?: number;
+  /** Epoch of the topic's history `offset` belongs to (set whenever offset is). */
+  epoch?: string;
 }
 
 export interface DirectResult {
@@ -94,7 +100,14 @@ export interface Connection {
   /** Sends a text (string) or binary (Buffer) frame as is. */
   sendRaw(data: string | Buffer): void;
   /** Subscribes all or nothing; rejects with a BrokerError (400 invalid, 403 denied with the topics, 400 limit). */
-  subscribe(patterns: string[], filters?: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  subscribe(patterns: string[], filters?: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult>;
+  /**
+   * In-band token refresh: authenticates `token` again through the endpoint's `authenticate`
+   * (credentials `{ scheme: 'bearer', token, source: 'refresh' }`), keeps the connection and
+   * replaces its principal (same id required), re-checks its subscriptions and re-arms its expiry.
+   * Rejects with `SY_ERR_INVALID_CREDENTIALS` when refused or for another principal.
+   */
+  refresh(token: string): Promise<Principal>;
   /** Removes subscriptions; unknown ones are ignored. */
   unsubscribe(patterns: string[]): SubscribeResult;
   /**
@@ -131,6 +144,10 @@ export interface Protocol {
   permissionLost(conn: Connection, patterns: string[]): void;
   /** The principal's credentials expire at `expiresAt` (ms since the epoch). */
   tokenExpiring?(conn: Connection, expiresAt: number): void;
+  /** The host subscribed the connection from the server (`broker.subscribe`): tell the client. */
+  subscribed?(conn: Connection, result: SubscribeResult): void;
+  /** The host unsubscribed the connection from the server (`broker.unsubscribe`): tell the client. */
+  unsubscribed?(conn: Connection, result: SubscribeResult): void;
   /**
    * The server is about to close the connection with `code` (after remapping): a last chance to
    * send a frame, e.g. seed 003's AUTH_ERROR before a revoked token's 4002.

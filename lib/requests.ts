@@ -6,6 +6,7 @@
  */
 import { isThenable, type Awaitable } from './awaitable.js';
 import { assertTarget, type Access } from './access.js';
+import { redactError } from './auth.js';
 import type { Connections } from './connections.js';
 import type { Dispatcher } from './dispatch.js';
 import { BrokerError } from './errors.js';
@@ -15,10 +16,11 @@ import type { DirectResult, PresenceInfo, PublishOptions, PublishResult, Subscri
 import type { Recovery } from './recovery.js';
 import type { Router } from './router.js';
 import type { Session, SessionRequests } from './session.js';
-import type { HistoryPage, HistoryQuery, Store } from './store.js';
+import type { HistoryPage, HistoryPosition, HistoryQuery, RecoverFrom, Store } from './store.js';
+import { guardStore } from './store-guard.js';
 import { parseSubscribe } from './subscriptions.js';
 import { assertTopic } from './topics.js';
-import type { Filter, Principal } from './types.js';
+import type { Filter, Handshake, Principal } from './types.js';
 
 export interface RequestParts {
   options: ResolvedOptions;
@@ -38,7 +40,7 @@ export class Requests implements SessionRequests {
     this.#p = parts;
   }
 
-  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult> {
+  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult> {
     const { options, access, router, recovery } = this.#p;
     const request = parseSubscribe(options.syntax, patterns, filters, recover, (t) => access.keepsHistory(t));
     const added = request.patterns.filter((p) => !session.subscriptions.has(p)).length;
@@ -61,9 +63,15 @@ export class Requests implements SessionRequests {
       router.add(p, session, request.filter);
     }
     if (request.recover.length === 0) return result();
-    const recovered: Record<string, boolean> = {};
-    for (const [topic, since] of request.recover) recovered[topic] = await recovery.replay(session, topic, since);
-    return { ...result(), recovered };
+    // Objects without a prototype: a topic may be named __proto__.
+    const recovered = Object.create(null) as Record<string, boolean>;
+    const positions = Object.create(null) as Record<string, HistoryPosition>;
+    for (const [topic, since] of request.recover) {
+      const outcome = await recovery.replay(session, topic, since);
+      recovered[topic] = outcome.complete;
+      if (outcome.position !== undefined) positions[topic] = outcome.position;
+    }
+    return { ...result(), recovered, positions };
   }
 
   unsubscribe(session: Session, patterns: string[]): SubscribeResult {
@@ -126,7 +134,8 @@ export class Requests implements SessionRequests {
     if (h === undefined || !this.#p.access.keepsHistory(topic)) {
       throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history`, { details: { topics: [topic] } });
     }
-    return this.#p.store.readHistory(topic, query, h);
+    const { store, options } = this.#p;
+    return guardStore('history', options.storeTimeoutMs, store.readHistory(topic, query, h));
   }
 
   async presence(session: Session, principalIds: string[]): Promise<PresenceInfo[]> {
@@ -154,17 +163,53 @@ export class Requests implements SessionRequests {
    */
   async recheck(principalId: string, principal: Principal | undefined): Promise<number> {
     let dropped = 0;
-    for (const session of [...this.#p.connections.of(principalId)]) {
-      if (principal !== undefined) session.replacePrincipal(principal);
-      const patterns = [...session.subscriptions.keys()];
-      const verdicts = await Promise.all(patterns.map((p) => this.#p.access.allowed(session, 'subscribe', p)));
-      const lost = patterns.filter((p, i) => !verdicts[i] && this.#drop(session, p));
-      if (lost.length > 0 && !session.closing) {
-        dropped += lost.length;
-        session.endpoint.protocol.permissionLost(session, lost);
-      }
-      if (principal !== undefined) session.armExpiry();
-    }
+    for (const session of [...this.#p.connections.of(principalId)]) dropped += await this.#recheckSession(session, principal);
     return dropped;
+  }
+
+  async #recheckSession(session: Session, principal: Principal | undefined): Promise<number> {
+    if (principal !== undefined) session.replacePrincipal(principal);
+    const patterns = [...session.subscriptions.keys()];
+    const verdicts = await Promise.all(patterns.map((p) => this.#p.access.allowed(session, 'subscribe', p)));
+    const lost = patterns.filter((p, i) => !verdicts[i] && this.#drop(session, p));
+    const dropped = lost.length > 0 && !session.closing ? lost.length : 0;
+    if (dropped > 0) session.endpoint.protocol.permissionLost(session, lost);
+    if (principal !== undefined) session.armExpiry();
+    return dropped;
+  }
+
+  /**
+   * In-band token refresh (envelope `Refresh {token}`): the endpoint's `authenticate` decides the
+   * new token, as in a handshake but with `credentials.source === 'refresh'` (and the original
+   * upgrade's headers, query, params and request). The principal it returns must have the same
+   * id; it replaces the connection's, whose subscriptions are re-checked and expiry re-armed.
+   */
+  async refresh(session: Session, token: string): Promise<Principal> {
+    const request = session.request;
+    const handshake: Handshake = {
+      credentials: { scheme: 'bearer', token, source: 'refresh' },
+      headers: session.headers,
+      query: session.query,
+      params: session.params,
+      path: session.endpoint.pattern,
+      get remoteAddress() {
+        return request.socket?.remoteAddress;
+      },
+      request,
+    };
+    // A BrokerError thrown by the hook is its refusal; any other throw is reported as a hook failure (500).
+    let principal: Principal | null;
+    try {
+      principal = await session.endpoint.authenticate(handshake);
+    } catch (err) {
+      // Reported on the way out: the new token must not be in it, wherever the hook quoted it.
+      throw err instanceof Error && !(err instanceof BrokerError) ? redactError(err, [token]) : err;
+    }
+    if (principal === null || typeof principal !== 'object') throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'the refreshed token was refused');
+    if (principal.id !== session.principal.id) {
+      throw new BrokerError('SY_ERR_INVALID_CREDENTIALS', 'a refreshed token must belong to the connection\'s principal');
+    }
+    if (!session.closing) await this.#recheckSession(session, principal);
+    return principal;
   }
 }

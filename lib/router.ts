@@ -1,9 +1,12 @@
 /**
  * Local delivery: the topic index, fan-out of one delivery to every matching connection, and
  * the once-per-turn flush. A delivery is encoded at most once per protocol and the same frame
- * (Buffer or string) is queued on every connection; nothing per subscriber allocates.
+ * (Buffer or string) is queued on every connection; nothing per subscriber allocates. With
+ * permessage-deflate, the compressed frame is one more per endpoint (and window size), built
+ * from the uncompressed one and shared the same way.
  */
-import { encodeFrame, textFrame, type Frame } from './frame.js';
+import { deflateFrame } from './deflate.js';
+import { encodeFrame, FRAME_VARIANTS, textFrame, type Frame } from './frame.js';
 import { passesFilter, type CompiledFilter } from './filter.js';
 import type { Delivery } from './protocol.js';
 import type { FlushScheduler, Outbox } from './outbox.js';
@@ -18,6 +21,8 @@ export class Router implements FlushScheduler {
   #flushScheduled = false;
   /** Deliveries handed to connections so far. */
   delivered = 0;
+  /** Frames compressed so far (once per delivery per endpoint and window size, not per connection). */
+  deflated = 0;
 
   readonly #onError: (error: unknown, context: Record<string, unknown>) => void;
 
@@ -53,10 +58,10 @@ export class Router implements FlushScheduler {
       if (session === exclude || session.marked(seq)) return;
       if (filter !== null && !passesFilter(filter, payload)) return;
       session.mark(seq);
-      const slot = session.endpoint.index;
+      const slot = session.frameSlot;
       let frame = frames[slot];
       if (frame === undefined) {
-        frame = this.#encode(session, delivery);
+        frame = slot % FRAME_VARIANTS === 0 ? this.#encode(session, delivery) : this.#compressed(session, delivery, frames);
         frames[slot] = frame;
       }
       if (frame !== null && session.outbox.deliver(frame, topic, offset)) recipients++;
@@ -67,7 +72,7 @@ export class Router implements FlushScheduler {
 
   /** Sends one delivery to one connection (direct messages, notifications, replays). */
   deliverTo(session: Session, delivery: Delivery): boolean {
-    const frame = this.#encode(session, delivery);
+    const frame = session.frameSlot % FRAME_VARIANTS === 0 ? this.#encode(session, delivery) : this.#compressed(session, delivery, []);
     const sent = frame !== null && session.outbox.enqueue(frame);
     if (sent) this.delivered++;
     return sent;
@@ -84,6 +89,21 @@ export class Router implements FlushScheduler {
       this.#onError(err, { during: 'encode', protocol: session.endpoint.protocol.name, kind: delivery.kind });
       return null;
     }
+  }
+
+  /** The compressed frame for a connection's slot, from the endpoint's uncompressed one (built here if not yet). */
+  #compressed(session: Session, delivery: Delivery, frames: Array<Frame | null | undefined>): Frame | null {
+    const slot = session.frameSlot;
+    const plainSlot = slot - (slot % FRAME_VARIANTS);
+    let plain = frames[plainSlot];
+    if (plain === undefined) {
+      plain = this.#encode(session, delivery);
+      frames[plainSlot] = plain;
+    }
+    if (plain === null) return null;
+    const frame = deflateFrame(plain, (slot % FRAME_VARIANTS) + 7, session.endpoint.compression!);
+    if (frame !== plain) this.deflated++;
+    return frame;
   }
 
   /** Called by a connection's outbox when its queue goes from empty to not empty. */

@@ -4,22 +4,24 @@
  * queue, recovery hold, flush). A session exists only after the 101: its phases are
  * upgraded → closing → closed, changed by one transition function.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Awaitable } from './awaitable.js';
 import { BrokerError, CloseCode } from './errors.js';
-import { encodeFrame, textFrame, type Frame } from './frame.js';
+import { encodeFrame, frameSlot, textFrame } from './frame.js';
 import { Inbox, type InboxOwner } from './inbox.js';
 import type { ResolvedEndpoint, ResolvedLimits } from './options.js';
 import { Outbox, type FlushScheduler, type OutboxOwner } from './outbox.js';
 import type { Connection, DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
-import type { HistoryPage, HistoryQuery } from './store.js';
+import type { HistoryPage, HistoryQuery, RecoverFrom } from './store.js';
 import { Wire, type WireListener } from './wire.js';
 import type { Filter, Principal } from './types.js';
 
 /** What a connection asks the broker to do on its behalf (lib/requests.ts). */
 export interface SessionRequests {
-  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: Record<string, number>): Promise<SubscribeResult>;
+  subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult>;
   unsubscribe(session: Session, patterns: string[]): SubscribeResult;
+  refresh(session: Session, token: string): Promise<Principal>;
   publish(session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult>;
   direct(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult>;
   history(session: Session, topic: string, query: HistoryQuery): Promise<HistoryPage>;
@@ -45,9 +47,13 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   readonly query: Record<string, string>;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly endpoint: ResolvedEndpoint;
+  /** The upgrade request (a `Refresh` hands it to `authenticate` again, as hosts read cookies or middleware state from it). */
+  readonly request: IncomingMessage;
   readonly connectedAt = Date.now();
   state: unknown = undefined;
   readonly outbox: Outbox;
+  /** Which of a delivery's frames this connection takes: its endpoint's, compressed or not (lib/router.ts). */
+  readonly frameSlot: number;
   /** Heartbeat: whether a pong (or any frame) arrived since the last ping. */
   alive = true;
   /** The close code this side sent, if it started the close (reported instead of 1006 when the peer never answered). */
@@ -77,6 +83,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     socket: Socket;
     /** What the client sent after its upgrade request: already frames. */
     head: Buffer;
+    /** The upgrade request, handed to `authenticate` again when the client refreshes its token. */
+    request: IncomingMessage;
   }) {
     this.id = init.id;
     this.#principal = init.principal;
@@ -84,9 +92,11 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.query = init.query;
     this.headers = init.headers;
     this.endpoint = init.endpoint;
+    this.request = init.request;
     this.#host = init.host;
     const limits = init.host.limits;
-    this.#wire = new Wire(init.socket, init.head, limits.maxMessageBytes, this);
+    this.#wire = new Wire(init.socket, init.head, limits, this);
+    this.frameSlot = frameSlot(init.endpoint.index, this.#wire.deflateWindowBits);
     this.outbox = new Outbox(init.socket, this.#wire, limits.maxBufferedBytes, init.host, this);
     this.#inbox = new Inbox(this, this.#wire, limits);
   }
@@ -163,10 +173,6 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── outbound ──────────────────────────────────────────────────────────────
 
-  enqueue(frame: Frame): boolean {
-    return this.outbox.enqueue(frame);
-  }
-
   send(message: unknown): void {
     this.outbox.enqueue(textFrame(JSON.stringify(message)));
   }
@@ -182,12 +188,16 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
 
   // ── operations, delegated to the broker ──────────────────────────────────
 
-  subscribe(patterns: string[], filters: Filter | null = null, recover?: Record<string, number>): Promise<SubscribeResult> {
+  subscribe(patterns: string[], filters: Filter | null = null, recover?: RecoverFrom): Promise<SubscribeResult> {
     return this.#host.requests.subscribe(this, patterns, filters, recover);
   }
 
   unsubscribe(patterns: string[]): SubscribeResult {
     return this.#host.requests.unsubscribe(this, patterns);
+  }
+
+  refresh(token: string): Promise<Principal> {
+    return this.#host.requests.refresh(this, token);
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions = {}): Awaitable<PublishResult> {
@@ -254,6 +264,11 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.close(code, message);
   }
 
+  /** The client's close frame is about to be answered: replies queued this turn go out first. */
+  peerClosing(): void {
+    this.outbox.flush();
+  }
+
   socketClosed(code: number, reason: string): void {
     if (!this.#to('closed')) return;
     this.#host.sessionClosed(this, code, reason);
@@ -282,7 +297,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
       this.#wire.terminate();
       return;
     }
-    this.addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
+    this.#addTimer(setTimeout(() => this.#wire.terminate(), this.#host.limits.closeTimeoutMs));
   }
 
   /** Ends the connection at once, without a close handshake (dead peer). */
@@ -332,7 +347,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   }
 
   /** Timers owned by this connection, cleared when it closes. */
-  addTimer(timer: NodeJS.Timeout): void {
+  #addTimer(timer: NodeJS.Timeout): void {
     timer.unref();
     (this.#timers ??= []).push(timer);
   }

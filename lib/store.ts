@@ -16,11 +16,27 @@ export interface QueuedDirect {
   sentAt: number;
 }
 
+/**
+ * Where a client is in a topic's history: the last offset it saw, and the epoch that offset
+ * belongs to. The epoch is an opaque id that a store creates with the topic's first record (or
+ * first read) and changes whenever it lost that history (a restart without persistence, an
+ * evicted or expired topic, a restore): offsets of another epoch say nothing about this one.
+ */
+export interface HistoryPosition {
+  offset: number;
+  epoch: string;
+}
+
+/** What a Subscribe recovers from, per topic: a position, or a bare offset (of the current epoch). */
+export type RecoverFrom = Record<string, HistoryPosition | number>;
+
 /** A message kept in a topic's history. */
 export interface HistoryRecord {
   topic: string;
-  /** Per-topic offset, 1 for the first message ever kept on the topic, no gaps. */
+  /** Per-topic offset, 1 for the first message ever kept on the topic (in this epoch), no gaps. */
   offset: number;
+  /** The epoch of the topic's history this offset belongs to. */
+  epoch: string;
   messageId: string;
   payload: unknown;
   /** Binary data of a binary broadcast, if it was one. */
@@ -30,8 +46,12 @@ export interface HistoryRecord {
 }
 
 export interface HistoryQuery {
-  /** Return records with an offset greater than this one. */
-  since?: number;
+  /**
+   * Return records with an offset greater than this one. A position from another epoch makes the
+   * page incomplete and returns the kept records from the oldest; a bare number is taken to be of
+   * the topic's current epoch.
+   */
+  since?: HistoryPosition | number;
   /** At most this many records (the newest ones when `since` is absent). */
   limit?: number;
 }
@@ -40,9 +60,11 @@ export interface HistoryPage {
   records: HistoryRecord[];
   /** Offset of the newest record kept on the topic (0 when none ever was). */
   latestOffset: number;
+  /** The epoch of the topic's history (created by this read when the topic had none). */
+  epoch: string;
   /**
-   * False when `since` asked for records that are no longer kept (expired or evicted), or is past
-   * `latestOffset` (the client saw a history this store no longer has, e.g. after a restart), so
+   * False when `since` is of another epoch, asked for records that are no longer kept (expired or
+   * evicted), or is past `latestOffset` (the client saw a history this store no longer has), so
    * the client cannot be brought up to date without a gap.
    */
   complete: boolean;
@@ -64,9 +86,26 @@ export interface Store {
    * Appends to a topic's history and returns the record with its new offset. May answer
    * synchronously (the memory store does), so a publish to a history topic costs no promise.
    */
-  appendHistory(record: Omit<HistoryRecord, 'offset'>, limits: HistoryLimits): Awaitable<HistoryRecord>;
+  appendHistory(record: Omit<HistoryRecord, 'offset' | 'epoch'>, limits: HistoryLimits): Awaitable<HistoryRecord>;
   /** Reads a topic's history. */
   readHistory(topic: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryPage>;
   /** Releases everything the store holds open. Idempotent. */
   close(): Promise<void>;
+}
+
+/** The offset and epoch `since` names (a bare number is of `current`, the topic's epoch). */
+export function positionOf(since: HistoryPosition | number | undefined, current: string): HistoryPosition | undefined {
+  if (since === undefined) return undefined;
+  return typeof since === 'number' ? { offset: since, epoch: current } : since;
+}
+
+/** A position as a client sends it: a bare offset (of the topic's current epoch) or `{offset, epoch}`; undefined when it is neither. */
+export function positionFrom(value: unknown): HistoryPosition | number | undefined {
+  const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (isOffset(value)) return value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const offset: unknown = Object.hasOwn(value, 'offset') ? (value as Record<string, unknown>).offset : undefined;
+  const epoch: unknown = Object.hasOwn(value, 'epoch') ? (value as Record<string, unknown>).epoch : undefined;
+  if (!isOffset(offset) || typeof epoch !== 'string' || epoch.length === 0 || epoch.length > 200) return undefined;
+  return { offset, epoch };
 }

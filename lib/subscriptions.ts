@@ -1,13 +1,14 @@
 /** What a Subscribe asks for, validated before any permission is checked (DESIGN.md). */
 import { BrokerError } from './errors.js';
 import { compileFilter, type CompiledFilter } from './filter.js';
+import { positionFrom, type HistoryPosition } from './store.js';
 import { checkTopic, hasWildcard, type TopicSyntax } from './topics.js';
 
 export interface SubscribeRequest {
   patterns: string[];
   filter: CompiledFilter | null;
-  /** Topics to replay from history, with the last offset the client saw. */
-  recover: Array<[string, number]>;
+  /** Topics to replay from history, with the last position (or bare offset) the client saw. */
+  recover: Array<[string, HistoryPosition | number]>;
 }
 
 export function parseSubscribe(
@@ -46,24 +47,28 @@ function parseRecover(
   patterns: string[],
   recover: unknown,
   keepsHistory: (topic: string) => boolean,
-): Array<[string, number]> {
+): Array<[string, HistoryPosition | number]> {
   if (recover === undefined || recover === null) return [];
   if (typeof recover !== 'object' || Array.isArray(recover)) {
-    throw new BrokerError('SY_ERR_BAD_FRAME', 'recover must be an object of topic → last offset seen');
+    throw new BrokerError('SY_ERR_BAD_FRAME', 'recover must be an object of topic → last position ({offset, epoch}) or offset seen');
   }
-  const entries = Object.entries(recover as Record<string, unknown>);
-  for (const [topic, offset] of entries) {
+  const entries: Array<[string, HistoryPosition | number]> = [];
+  for (const [topic, from] of Object.entries(recover as Record<string, unknown>)) {
     if (!patterns.includes(topic) || hasWildcard(syntax, topic)) {
       throw new BrokerError('SY_ERR_BAD_FRAME', `recover names ${topic}, which is not a concrete topic of this Subscribe`, {
         details: { topics: [topic] },
       });
     }
-    if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
-      throw new BrokerError('SY_ERR_BAD_FRAME', `recover offset for ${topic} must be a non-negative integer`);
+    const position = positionFrom(from);
+    if (position === undefined) {
+      throw new BrokerError('SY_ERR_BAD_FRAME', `recover for ${topic} must be {offset, epoch} (a non-negative integer and a string) or a non-negative integer`, {
+        details: { topics: [topic] },
+      });
     }
     if (!keepsHistory(topic)) {
       throw new BrokerError('SY_ERR_BAD_FRAME', `${topic} keeps no history to recover from`, { details: { topics: [topic] } });
     }
+    entries.push([topic, position]);
   }
-  return entries as Array<[string, number]>;
+  return entries;
 }

@@ -29,7 +29,8 @@ export interface Principal {
 }
 
 /** Where the credentials came from. */
-export type CredentialSource = 'header' | 'query' | 'subprotocol';
+/** Where credentials came from; `'refresh'`: a `Refresh` request on an open connection (in-band token refresh). */
+export type CredentialSource = 'header' | 'query' | 'subprotocol' | 'refresh';
 
 /** Credentials found in the upgrade request, parsed before `authenticate` sees them. */
 export interface Credentials {

@@ -103,6 +103,25 @@ describe('RedisBus link faults', () => {
   });
 });
 
+describe('RedisBus started before Redis is there', () => {
+  it('rejects start after startTimeoutMs, keeps trying, and reports the gap once Redis comes', async () => {
+    const server = await OwnServer.redis();
+    cleanup.push(() => server.kill());
+    const channel = `sy-fault:${randomUUID()}`;
+    const make = () => new RedisBus({ connection: `redis://127.0.0.1:${server.port}`, channel, probeIntervalMs: 0, startTimeoutMs: 300 });
+    const late = make();
+    const n: Node = { id: 'late', bus: late, received: [], downs: [], gaps: [], errors: [] };
+    cleanup.push(() => late.close());
+    await expect(late.start(n.id, (m) => n.received.push(m), { down: (d) => n.downs.push(d), gap: (g) => n.gaps.push(g), error: (e) => n.errors.push(e) })).rejects.toThrow(/not connected within 300 ms/);
+    expect(n.downs).toHaveLength(1);
+    await server.start();
+    await until(() => n.gaps.length === 1, 'the gap once Redis is there');
+    const other = await node(make());
+    await getsThrough(other, n, 'hello late node');
+    expect(n.errors.map((e) => e.message)).toEqual([]);
+  });
+});
+
 describe('RedisBus frames it cannot read', () => {
   it('reports them and carries on', async () => {
     const channel = `sy-fault:${randomUUID()}`;
@@ -124,5 +143,23 @@ describe('NatsBus link faults', () => {
     const server = await OwnServer.nats();
     const subject = `sy-fault.${randomUUID()}`;
     await restartCase(server, () => new NatsBus({ connection: { servers: `127.0.0.1:${server.port}`, reconnectTimeWait: 100 }, subject, probeIntervalMs: 0 }));
+  });
+
+  it('finds a silent connection with its probe and reconnects it', async () => {
+    const server = await OwnServer.nats();
+    await server.start();
+    cleanup.push(() => server.kill());
+    const proxy = new FreezableProxy(server.port);
+    await proxy.listen();
+    cleanup.push(() => proxy.close());
+    const subject = `sy-fault.${randomUUID()}`;
+    const a = await node(new NatsBus({ connection: { servers: `127.0.0.1:${server.port}` }, subject, probeIntervalMs: 0 }));
+    const b = await node(new NatsBus({ connection: { servers: `127.0.0.1:${proxy.port}`, reconnectTimeWait: 100 }, subject, probeIntervalMs: 200, probeTimeoutMs: 500 }));
+    await getsThrough(a, b, 'before');
+    proxy.freeze();
+    await until(() => b.downs.length > 0, 'the probe to find the silence', 10_000);
+    expect(b.downs[0]!.reason).toMatch(/probe/);
+    await until(() => b.gaps.length > 0, 'the reconnected subscription', 20_000);
+    await getsThrough(a, b, 'after');
   });
 });

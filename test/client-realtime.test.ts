@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from 'switchyard/client';
 import { start, type RealtimeService } from '../examples/realtime-service/server.js';
 import { chatClient } from '../examples/realtime-service/client.js';
-import { eventually } from './conformance/wait.js';
+import { clockPast, eventually } from './conformance/wait.js';
 import { reach } from './client-helpers.js';
 
 const cleanup: Array<() => unknown> = [];
@@ -49,5 +49,26 @@ describe('examples/realtime-service client', () => {
     await alice.ping();
     expect(got.map((m) => (m.payload as { message: string }).message)).toEqual(['one', 'two']);
     expect(chat.recovered).toBe(true);
+  });
+
+  it('refreshes its JWT in band on token_expiring and keeps the connection past the old exp', async () => {
+    // Tokens live 4 s; token_expiring comes 3 s ahead, so about a second in (JWT exp is in whole seconds).
+    const s = await service({ tokenTtlSeconds: 4, expiryWarningMs: 3000 });
+    const alice = chatClient({ httpUrl: s.httpUrl, user: 'alice' });
+    cleanup.push(() => alice.close());
+    const states: string[] = [];
+    alice.on('state', (e) => states.push(e.state));
+    alice.connect();
+    await reach(alice, 'connected');
+    const [connection] = s.broker.connectionIds('alice');
+    const first = (await alice.call('X-Whoami')) as { expires_at: number; token_id: string };
+    await new Promise((resolve) => alice.on('refreshed', resolve));
+    const now = (await alice.call('X-Whoami')) as { expires_at: number; token_id: string };
+    expect(now.token_id).not.toBe(first.token_id);
+    expect(now.expires_at).toBeGreaterThan(first.expires_at);
+    await clockPast(first.expires_at + 100);
+    await alice.ping();
+    expect(s.broker.connectionIds('alice')).toEqual([connection]);
+    expect(states).toEqual(['connecting', 'connected']);
   });
 });

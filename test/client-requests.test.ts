@@ -143,6 +143,12 @@ describe('switchyard/client subscriptions', () => {
     await eventually(() => a.state, (s) => s === 'unsubscribed', 'unsubscribed');
     await alice.ping();
     expect(b.broker.stats().subscriptions).toBe(0);
+    alice.subscribe('chat/z');
+    await eventually(() => alice.subscription('chat/z')?.state, (s) => s === 'subscribed', 'chat/z subscribed');
+    alice.removeSubscription('chat/z');
+    expect(alice.subscription('chat/z')).toBeUndefined();
+    await alice.ping();
+    expect(b.broker.stats().subscriptions).toBe(0);
   });
 
   it('a throwing listener goes to the error event and breaks nothing', async () => {

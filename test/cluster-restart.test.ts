@@ -52,6 +52,15 @@ async function restartMidStream(server: OwnServer, env: Record<string, string>):
   await alice.request('Broadcast', { topic: 'live/during', payload: 'maybe lost' });
 
   await server.start();
+  // Each node heard of the loss, then of the gap with its duration, on the broker's error event.
+  const reports = (n: NodeProcess) => n.errors('SY_ERR_BUS_GAP').map((e) => e.context as { bus: string; durationMs?: number; since: number; until?: number });
+  await until(() => nodes.every((n) => reports(n).some((r) => r.bus === 'gap')), 'every node to report the gap', 30_000);
+  for (const n of nodes) {
+    const [down, gap] = reports(n);
+    expect(down).toMatchObject({ bus: 'down' });
+    expect(gap).toMatchObject({ bus: 'gap', since: down!.since });
+    expect(gap!.durationMs).toBe(gap!.until! - gap!.since);
+  }
   await flowsAgain(alice, bob, 'live/after');
   const dave = await client(n3, 'dave');
   await dave.request('Subscribe', { topics: ['live/#'] });

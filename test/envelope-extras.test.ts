@@ -289,8 +289,15 @@ describe('robustness', () => {
       },
     };
     await broker({}, slowOpen);
-    // Let the open finish only once the server's socket has the client's early frame.
-    running!.server.on('upgrade', (_req, socket) => socket.once('data', () => setImmediate(release)));
+    // Let the open finish only once the server's socket has the client's early frame: the
+    // socket's second read (the first is the upgrade request). An 'upgrade' listener would not
+    // do: attach keeps every other upgrade listener off the broker's paths.
+    running!.server.once('connection', (socket) => {
+      let reads = 0;
+      socket.on('data', () => {
+        if (++reads === 2) setImmediate(release);
+      });
+    });
     const c = new Client(running!.url('/ws?token=a'));
     await c.opened;
     c.sendJson({ type: 'Unsubscribe', data: { topics: ['opened'] }, id: 'u' });
@@ -324,8 +331,9 @@ describe('encoding', () => {
     const protocol = envelope();
     for (const payload of [{ text: 'hé "quoted" \u2028 \ud83d\ude00' }, [1, null, 'x'], 'plain', 42, null, true, { nested: { deep: [{}] } }]) {
       for (const offset of [undefined, 7]) {
-        const delivery = { kind: 'publish' as const, topic: 'a/"b"', payload, messageId: 'm-1', sentAt: 1700000000000, from: null, ...(offset !== undefined && { offset }) };
-        const expected = { type: 'Broadcast', data: { topic: 'a/"b"', payload, metadata: { sent_at: 1700000000000, message_id: 'm-1', ...(offset !== undefined && { offset }) } } };
+        const position = offset === undefined ? {} : { offset, epoch: 'e-"1"' };
+        const delivery = { kind: 'publish' as const, topic: 'a/"b"', payload, messageId: 'm-1', sentAt: 1700000000000, from: null, ...position };
+        const expected = { type: 'Broadcast', data: { topic: 'a/"b"', payload, metadata: { sent_at: 1700000000000, message_id: 'm-1', ...position } } };
         const encoded = protocol.encode(delivery) as string;
         expect(JSON.parse(encoded)).toEqual(expected);
         expect(encoded).toBe(JSON.stringify(expected));

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { envelope, type BrokerOptions } from 'switchyard';
 import { Client, connect, connectAs, type Running, start, startEnvelope, tokenAuth, until } from './helpers.js';
 
@@ -346,17 +346,36 @@ describe('live permission changes', () => {
     await c.close();
   });
 
-  it('warns with AuthStatus token_expiring, then closes 4002 at expiry', async () => {
-    const expiresAt = Date.now() + 400;
-    running = await start({
-      endpoints: [{ path: '/ws', protocol: envelope() }],
-      authenticate: () => ({ id: 'alice', expiresAt }),
-      expiryWarningMs: 300,
-    });
-    const c = await connect(running.url('/ws?token=t'));
-    const warning = await c.nextOf('AuthStatus');
-    expect(warning.data).toEqual({ status: 'token_expiring', expires_at: expiresAt, refresh_required: true });
-    expect(await c.closed).toMatchObject({ code: 4002 });
-    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+  it('warns with AuthStatus token_expiring once (a reauthorize keeping expiresAt re-arms nothing), then closes 4002 at expiry', async () => {
+    // The session's clock and timers are faked; sockets, setImmediate and the heartbeat stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const expiresAt = Date.now() + 10 * 60_000;
+      const principal = { id: 'alice', expiresAt };
+      running = await start({
+        endpoints: [{ path: '/ws', protocol: envelope() }],
+        authenticate: () => principal,
+        expiryWarningMs: 60_000,
+      });
+      const c = await connect(running.url('/ws?token=t'));
+      await c.request('Ping', {}); // the connection's open (and its expiry) is done
+      await running.broker.reauthorize('alice', { ...principal });
+      await running.broker.reauthorize('alice', { ...principal });
+      const warnings = () => c.frames.filter((f) => f.type === 'AuthStatus');
+      vi.advanceTimersByTime(9 * 60_000 - 1);
+      await c.request('Ping', {}); // a round trip on the same connection: nothing was on its way
+      expect(warnings()).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      const warning = await c.nextOf('AuthStatus');
+      expect(warning.data).toEqual({ status: 'token_expiring', expires_at: expiresAt, refresh_required: true });
+      await c.request('Ping', {});
+      expect(warnings()).toHaveLength(1);
+      vi.advanceTimersByTime(60_000 - 1);
+      await c.request('Ping', {});
+      vi.advanceTimersByTime(1);
+      expect(await c.closed).toMatchObject({ code: 4002 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -130,8 +130,11 @@ describe('examples/device-telemetry: streams', () => {
     const other = await connected('/ws/device/ems_002', `Bearer ${OTHER_DEVICE}`);
     other.sendJson({ device_id: 'ems_002' });
     expect(await elsewhere.next()).toEqual({ device_id: 'ems_002' });
+    // Round trips on the same connections: nothing else was on its way to them.
+    await Promise.all([elsewhere.roundTrip(), device.roundTrip(), dashboard.roundTrip()]);
     expect(elsewhere.frames).toEqual([{ device_id: 'ems_002' }]);
     expect(device.frames).toEqual([]);
+    expect(dashboard.frames).toEqual([telemetry]);
   });
 
   it('sends commands from POST /api/devices/:id/commands to the device only', async () => {
@@ -143,6 +146,7 @@ describe('examples/device-telemetry: streams', () => {
     expect(body.delivered).toBe(true);
     const received = await device.next();
     expect(received).toEqual({ id: body.id, issued_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), command: 'set_charge_limit', soc: 90 });
+    await dashboard.roundTrip(); // on the same connection: no copy of the command was on its way
     expect(dashboard.frames).toEqual([]);
   });
 

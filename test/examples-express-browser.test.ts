@@ -125,4 +125,21 @@ describe.skipIf(!available && !process.env.CI)('examples/express-app in a browse
       await page.close();
     }
   });
+
+  // Chromium also closes open sockets (1006) when it goes offline, so this shows the page rides
+  // out an offline spell; it does not isolate the client's own offline/online listeners.
+  it('goes through an offline spell of the browser and reconnects once online', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${app.port}/?token=${encodeURIComponent(app.demo.bob)}`);
+      await page.locator('#status.open').waitFor();
+      await context.setOffline(true);
+      await page.locator('#status.reconnecting').waitFor();
+      await context.setOffline(false);
+      await page.locator('#status.open').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
 });

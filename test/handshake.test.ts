@@ -1,7 +1,6 @@
 import http from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { BrokerError, createBroker, envelope, type BrokerOptions, type Handshake } from 'switchyard';
 import { attach } from 'switchyard/http';
@@ -103,11 +102,18 @@ describe('credentials', () => {
   });
 
   it('always calls authenticate, with no credentials for cookie-based hosts', async () => {
+    const seen: Handshake[] = [];
     running = await start({
       endpoints: [{ path: '/ws', protocol: envelope() }],
-      authenticate: (h) => (h.headers.cookie === 'session=s1' ? { id: 'carol' } : null),
+      authenticate: (h) => {
+        seen.push(h);
+        return h.headers.cookie === 'session=s1' ? { id: 'carol' } : null;
+      },
     });
     const a = await connect(running.url(), undefined, { headers: { Cookie: 'session=s1' } });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.credentials).toBeUndefined();
+    expect(seen[0]!.headers.cookie).toBe('session=s1');
     await a.close();
   });
 });
@@ -268,26 +274,41 @@ describe('handshake timing', () => {
 
   it("counts the host's prepare step against the same timeout, not a second one", async () => {
     // prepare (say, session middleware) takes 300 of the 400 ms; authenticate then hangs. The
-    // 408 is due at 400 ms; with a fresh timeout for authenticate it would come at ~700 ms.
-    // The delay is the input under test (a slow host hook), not a wait for something to happen.
+    // 408 is due at 400 ms; with a fresh timeout for authenticate it would come at 700 ms. The
+    // clock and timers are faked (sockets stay real), so the test steps time instead of sleeping.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const TIMEOUT_MS = 400;
     const PREPARE_MS = 300;
     const held = heldAuthenticate();
     const broker = createBroker({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: held.authenticate, limits: { handshakeTimeoutMs: TIMEOUT_MS } });
     const server = http.createServer();
-    attach(broker, server, { prepare: () => delay(PREPARE_MS).then(() => true) });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const started = performance.now();
-    const refused = new Client(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws?token=t`).opened;
-    await expect(refused).rejects.toMatchObject({ status: 408 });
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 10);
-    // A fresh timeout for authenticate could not answer before prepare + timeout (700 ms): that
-    // bound tells the two apart and leaves 300 ms for a slow machine.
-    expect(elapsed).toBeLessThan(TIMEOUT_MS + PREPARE_MS);
-    held.release(null);
-    await broker.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    let prepared!: (proceed: boolean) => void;
+    const preparing = new Promise<boolean>((resolve) => (prepared = resolve));
+    let prepareCalled = false;
+    attach(broker, server, {
+      prepare: () => {
+        prepareCalled = true;
+        return preparing;
+      },
+    });
+    try {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const refused = new Client(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws?token=t`).opened;
+      await until(() => prepareCalled, 'prepare called');
+      vi.advanceTimersByTime(PREPARE_MS);
+      prepared(true);
+      await until(() => broker.stats().handshakesPending === 1, 'the broker deciding');
+      vi.advanceTimersByTime(TIMEOUT_MS - PREPARE_MS - 1);
+      expect(broker.stats().handshakesPending).toBe(1); // 1 ms early: still deciding
+      vi.advanceTimersByTime(1);
+      expect(broker.stats().handshakesPending).toBe(0); // at 400 ms: timed out
+      await expect(refused).rejects.toMatchObject({ status: 408 });
+    } finally {
+      vi.useRealTimers();
+      held.release(null);
+      await broker.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('delivers nothing before authentication succeeded', async () => {

@@ -121,6 +121,23 @@ export class Client {
     return this.next((f) => (f.type === 'Ack' && f.data?.message_id === id) || (f.type === 'Error' && f.data?.details?.message_id === id), `reply to ${id}`);
   }
 
+  /**
+   * A WebSocket ping answered by its pong, on this connection: every frame the server wrote
+   * before the pong has arrived and is in `frames`. To show that nothing was sent, call it once
+   * the server has flushed what it queued in that turn (e.g. after another connection received
+   * the message): the pong is written at once, frames leave at the end of the turn.
+   */
+  roundTrip(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no pong')), 5000);
+      this.ws.once('pong', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.ws.ping();
+    });
+  }
+
   close(): Promise<{ code: number; reason: string }> {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
     return this.closed;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { envelope, type BrokerOptions } from 'switchyard';
 import { Client, connect, heldAuthenticate, type Running, start, startEnvelope, tokenAuth, until } from './helpers.js';
@@ -41,8 +41,13 @@ describe('message size', () => {
 });
 
 describe('rate limit', () => {
+  // The token bucket reads Date.now(): with the date faked, no token refills while a busy
+  // machine takes its time, and the test steps the clock where it means time to pass.
+  afterEach(() => void vi.useRealTimers());
+
   it('answers 429 with retry_after_ms naming the request, then closes 1008 on sustained abuse', async () => {
-    await broker({ limits: { rate: { perSecond: 2, burst: 5 }, rateAbuseStrikes: 10 } });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await broker({ limits: { rate: { perSecond: 2, burst: 5 }, rateAbuseStrikes: 10, rateAbuseWindowMs: 500 } });
     const c = await connect(running!.url('/ws?token=a'));
     for (let i = 0; i < 8; i++) c.sendJson({ type: 'Ping', data: {}, id: `p${i}` });
     await until(() => c.frames.filter((f) => f.type === 'Ack' || f.type === 'Error').length === 8, '8 replies');
@@ -52,11 +57,20 @@ describe('rate limit', () => {
     expect(errors.map((e) => e.data.details.message_id)).toEqual(['p5', 'p6', 'p7']);
     expect(errors[0]!.data.code).toBe(429);
     expect(errors[0]!.data.details.retry_after_ms).toBeGreaterThan(0);
-    for (let i = 0; i < 20; i++) c.sendJson({ type: 'Ping', data: {} });
+    // Sustained: judged over rateAbuseWindowMs (one burst is not abuse, issue 16), so keep it
+    // up: one request per 50 ms of the faked clock (a slot of the window), each awaited, until
+    // the connection is closed instead of answered.
+    for (let i = 0; ; i++) {
+      expect(i).toBeLessThan(40);
+      vi.advanceTimersByTime(50);
+      const reply = await c.request('Ping', {}).catch(() => null);
+      if (reply === null) break;
+    }
     expect((await c.closed).code).toBe(1008);
   });
 
   it('forgives a client that backs off for the retry_after_ms it is told', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     await broker({ limits: { rate: { perSecond: 20, burst: 1 }, rateAbuseStrikes: 3 } });
     const c = await connect(running!.url('/ws?token=a'));
     // Five rounds of one refused frame each: more than the 3 strikes, but each round starts
@@ -67,7 +81,11 @@ describe('rate limit', () => {
       const refused = await c.nextOf('Error');
       expect(refused.data.code).toBe(429);
       const retryAfter: number = refused.data.details.retry_after_ms;
-      await new Promise((resolve) => setTimeout(resolve, retryAfter));
+      expect(retryAfter).toBe(50); // 1 token at 20/s
+      vi.advanceTimersByTime(retryAfter - 1);
+      c.sendJson({ type: 'Ping', data: {} }); // 1 ms early: refused, one more strike in this round
+      expect((await c.nextOf('Error')).data.code).toBe(429);
+      vi.advanceTimersByTime(1);
     }
     expect((await c.request('Ping', {})).type).toBe('Ack');
     await c.close();
@@ -114,15 +132,37 @@ describe('slow consumer', () => {
 
 describe('heartbeat', () => {
   it('terminates a peer that stops answering pings, and keeps one that answers', async () => {
-    await broker({ heartbeat: { intervalMs: 40 } });
-    const live = await connect(running!.url('/ws?token=live'));
-    const dead = await connect(running!.url('/ws?token=dead'), undefined, { autoPong: false });
-    let pings = 0;
-    live.ws.on('ping', () => pings++);
-    expect((await dead.closed).code).toBe(1006); // terminated, no close handshake
-    await until(() => pings >= 4, 'several heartbeats');
-    expect(live.ws.readyState).toBe(WebSocket.OPEN);
-    await live.close();
+    // The heartbeat's interval is faked and stepped; pings, pongs and sockets are real.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const INTERVAL = 1000;
+      await broker({ heartbeat: { intervalMs: INTERVAL } });
+      const live = await connect(running!.url('/ws?token=live'));
+      const dead = await connect(running!.url('/ws?token=dead'), undefined, { autoPong: false });
+      let pings = 0;
+      let deadPings = 0;
+      live.ws.on('ping', () => pings++);
+      dead.ws.on('ping', () => deadPings++);
+      let deadClosed = false;
+      void dead.closed.then(() => (deadClosed = true));
+      vi.advanceTimersByTime(INTERVAL); // first beat: both pinged
+      await until(() => pings === 1 && deadPings === 1, 'the first pings');
+      // live's pong left before its Ping (ws answers a ping before telling us about it): once
+      // the Ack is back, the server has seen the pong.
+      expect((await live.request('Ping', {})).type).toBe('Ack');
+      expect(deadClosed).toBe(false);
+      vi.advanceTimersByTime(INTERVAL); // second beat: dead never answered, live did
+      expect((await dead.closed).code).toBe(1006); // terminated, no close handshake
+      await until(() => pings === 2, 'the second ping');
+      expect((await live.request('Ping', {})).type).toBe('Ack');
+      vi.advanceTimersByTime(INTERVAL);
+      await until(() => pings === 3, 'the third ping');
+      expect(live.ws.readyState).toBe(WebSocket.OPEN);
+      expect(running!.broker.stats().connections).toBe(1);
+      await live.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -26,6 +26,10 @@ const DOCUMENTED = [
   'history',
   'connectionIds',
   'connectionsOf',
+  'connections',
+  'disconnect',
+  'subscribe',
+  'unsubscribe',
   'stats',
   'close',
 ].sort();

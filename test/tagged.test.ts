@@ -72,7 +72,9 @@ describe('tagged: subscriptions from the Tag header', () => {
     // "Messages received from the server follow the exact same format."
     expect(JSON.parse(raw)).toEqual({ tag: 'sensors/room2/temp', message: 'plain string' });
     expect(viewer.frames[0]).toEqual({ tag: 'sensors/room1/temp', message });
-    // The publishing connection does not get its own message back.
+    // The publishing connection does not get its own message back (a round trip on it shows
+    // that nothing was on its way when the viewer got the message).
+    await sensor.roundTrip();
     expect(sensor.frames).toEqual([]);
   });
 
@@ -104,6 +106,7 @@ describe('tagged: subscriptions from the Tag header', () => {
     a.sendJson({ tag: 'sensors/x/temp', message: 1 });
     a.sendJson({ tag: 'sensors/x/temp', message: 2 });
     await b.next((f) => f.message === 2);
+    await Promise.all([a.roundTrip(), b.roundTrip()]);
     expect(b.frames).toEqual([{ tag: 'sensors/x/temp', message: 1 }, { tag: 'sensors/x/temp', message: 2 }]);
     expect(a.frames).toEqual([]);
   });

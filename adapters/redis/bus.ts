@@ -112,13 +112,14 @@ export class RedisBus implements Bus {
       await Promise.race([Promise.all([this.#subscribe(), ready(pub)]), timeout]);
     } catch (err) {
       // Not connected yet: the node runs alone until the connection comes, then hears of the gap.
-      link.down('not connected at start');
-      sub.on('ready', onReady);
+      link.startFailed('not connected at start');
+      if (!this.#closed) sub.on('ready', onReady);
       throw err;
     } finally {
       clearTimeout(timer);
     }
-    sub.on('ready', onReady);
+    link.up();
+    if (!this.#closed) sub.on('ready', onReady);
   }
 
   publish(message: BusMessage): Promise<void> {

@@ -7,7 +7,8 @@
 // `--client=ws` in run.mjs swaps in the `ws` package behind the same interface to cross-check.
 //
 // Supports: HTTP/1.1 upgrade (RFC 6455 §4.1), unmasked server frames of any length, fragmented
-// messages (counted once, on FIN), ping → pong, close handshake. Does not support extensions.
+// messages (counted once, on FIN), ping → pong, close handshake. Offers an extension only when
+// asked (o.extensions) and never decodes one: frames are counted as they come.
 import net from 'node:net';
 import crypto from 'node:crypto';
 
@@ -58,6 +59,7 @@ export class LightWs {
    * @param {number} o.port
    * @param {string} o.path  path with query, e.g. /ws?token=abc
    * @param {string} [o.localAddress]
+   * @param {string} [o.extensions]  a Sec-WebSocket-Extensions offer (messages then arrive as sent, compressed or not)
    * @param {(buf: Buffer, start: number, end: number) => void} o.onMessage  one call per complete data message
    * @param {(code: number, reason: string) => void} [o.onClose]
    */
@@ -136,7 +138,10 @@ export class LightWs {
           `GET ${this.o.path} HTTP/1.1\r\n` +
             `Host: ${this.o.host}:${this.o.port}\r\n` +
             'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
-            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+            // bench/compression.mjs offers permessage-deflate: frames are still counted by header.
+            (this.o.extensions ? `Sec-WebSocket-Extensions: ${this.o.extensions}\r\n` : '') +
+            '\r\n',
         );
       });
     });

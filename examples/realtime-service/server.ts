@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { createBroker, envelope, type Broker, type LimitOptions, type Logger } from 'switchyard';
 import { attach } from 'switchyard/http';
 import { api } from './api.js';
+import { storeFrom } from './store.js';
+import { FileInbox, type FileInboxOptions } from './files.js';
 import { TokenRegistry, principalOf, signingKey, type IssuedToken, type ServiceClaims } from './tokens.js';
 
 export interface StartOptions {
@@ -32,8 +34,17 @@ export interface StartOptions {
   limits?: LimitOptions;
   /** History kept per `chat.>` topic. Default 100 messages, 10 minutes. */
   history?: { maxMessages?: number; maxAgeMs?: number };
+  /** Bounds of the in-memory inbox of `0x03` file transfers. */
+  files?: FileInboxOptions;
   /** Where the service logs. Default: the console; `false` for silence. */
   logger?: Logger | false;
+  /**
+   * Where history and offline direct messages live: `redis://…`, `postgres://…`, or unset for
+   * memory. Default: `STORE`, else memory (see store.ts).
+   */
+  store?: string;
+  /** Key or table prefix in that store. Default `STORE_PREFIX`, else `realtime_`. */
+  storePrefix?: string;
 }
 
 export interface RealtimeService {
@@ -44,6 +55,8 @@ export interface RealtimeService {
   wsUrl: string;
   /** `http://host:port` */
   httpUrl: string;
+  /** Files received as seed 001 `0x03` binary file transfers (bounded, in memory). */
+  files: FileInbox;
   /** Signs a token as /api/login would (tests and scripts). */
   issueToken(user: string, claims?: Partial<ServiceClaims>, ttlSeconds?: number): Promise<IssuedToken>;
   close(): Promise<void>;
@@ -65,8 +78,12 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
   const tokens = new TokenRegistry(key);
   const admins = new Set(options.admins ?? (process.env.ADMIN_USERS ?? 'admin').split(',').map((s) => s.trim()).filter(Boolean));
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 900;
+  const files = new FileInbox(options.files);
 
+  // The one line that picks the backend; the broker closes the store it is given in close().
+  const store = await storeFrom(options.store ?? process.env.STORE, options.storePrefix ?? process.env.STORE_PREFIX);
   const broker = createBroker({
+    store,
     endpoints: [
       {
         path: '/ws',
@@ -81,6 +98,9 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
               expires_at: conn.principal.expiresAt,
             }),
           },
+          // Seed 001 "Binary Message Format": 0x03 file transfer, acknowledged by the core with
+          // `Status binary_received {size, type: 'file_transfer', checksum: 'sha256:…'}`.
+          binary: { file_transfer: files.handler },
         }),
       },
     ],
@@ -120,6 +140,7 @@ export async function start(options: StartOptions = {}): Promise<RealtimeService
   return {
     broker,
     server,
+    files,
     port: bound,
     wsUrl: `ws://${authority}/ws`,
     httpUrl: `http://${authority}`,

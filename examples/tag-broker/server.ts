@@ -3,7 +3,8 @@
  * and `Tag: …` headers, `{tag, message}` frames both ways, per-tag read/readwrite permissions,
  * per-token connection limits, and live revocation through an admin HTTP API.
  *
- *   npx tsx examples/tag-broker/server.ts        (PORT, HOST, ADMIN_TOKEN from the environment)
+ *   npx tsx examples/tag-broker/server.ts        (PORT, HOST, ADMIN_TOKEN, DEMO_TOKENS from the environment)
+ *   DEMO_TOKENS=sensor=s1,dashboard=d1,alarm=a1 fixes the demo tokens (tok_sensor.s1, …) for scripted clients.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,22 @@ export interface StartOptions {
   host?: string;
   /** Token for the admin routes. Default: a fresh random one. */
   adminToken?: string;
+  /**
+   * Fixed secrets of the demo tokens, for scripted clients: each token is then
+   * `tok_<name>.<secret>`. Default: `DEMO_TOKENS` from the environment
+   * (`sensor=<secret>,dashboard=<secret>,alarm=<secret>`), else random ones on every start.
+   */
+  demoSecrets?: { sensor?: string; dashboard?: string; alarm?: string };
+}
+
+/** `name=value,name=value` from an environment variable. */
+export function parsePairs(value: string | undefined): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const pair of (value ?? '').split(',')) {
+    const at = pair.indexOf('=');
+    if (at > 0 && at < pair.length - 1) pairs[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return pairs;
 }
 
 export interface TagBroker {
@@ -55,14 +72,16 @@ export async function start(options: StartOptions = {}): Promise<TagBroker> {
     },
   });
 
+  const secrets: Record<string, string | undefined> = options.demoSecrets ?? parsePairs(process.env.DEMO_TOKENS);
   const demo = {
-    sensor: tokens.create({ name: 'sensor', maxConnections: 2, permissions: { 'sensors/#': 'readwrite', 'alerts/#': 'read' } }).token,
+    sensor: tokens.create({ name: 'sensor', secret: secrets.sensor, maxConnections: 2, permissions: { 'sensors/#': 'readwrite', 'alerts/#': 'read' } }).token,
     dashboard: tokens.create({
       name: 'dashboard',
+      secret: secrets.dashboard,
       maxConnections: 3,
       permissions: { 'sensors/+/temperature': 'read', 'sensors/+/temp': 'read', 'alerts/#': 'read', 'devices/#': 'read' },
     }).token,
-    alarm: tokens.create({ name: 'alarm', maxConnections: 1, permissions: { 'alerts/#': 'readwrite', 'sensors/#': 'read' } }).token,
+    alarm: tokens.create({ name: 'alarm', secret: secrets.alarm, maxConnections: 1, permissions: { 'alerts/#': 'readwrite', 'sensors/#': 'read' } }).token,
   };
 
   const server = http.createServer(adminRoutes({ broker, tokens, adminHash: hashToken(adminToken, adminPepper), adminPepper }));

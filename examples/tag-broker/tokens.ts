@@ -19,6 +19,8 @@ export interface TokenRecord {
 
 export interface TokenSpec {
   name: string;
+  /** A fixed secret (demo tokens for scripted clients): the token is then `tok_<name>.<secret>`. Default: random. */
+  secret?: string;
   maxConnections?: number;
   permissions?: Record<string, Access>;
 }
@@ -34,8 +36,8 @@ export class TokenStore {
 
   /** Creates a token; its plaintext is returned once and never stored. */
   create(spec: TokenSpec): { token: string; record: TokenRecord } {
-    const id = `tok_${generateToken(9)}`;
-    const token = `${id}.${generateToken()}`;
+    const id = spec.secret === undefined ? `tok_${generateToken(9)}` : `tok_${spec.name}`;
+    const token = `${id}.${spec.secret ?? generateToken()}`;
     const record: TokenRecord = {
       id,
       name: spec.name,

@@ -6,83 +6,20 @@
  * state. Imports nothing from `node:*`: pass `ws` as `WebSocket` on Node 20.
  */
 import type {
-  AckData, AuthStatusData, BinaryReceivedDetails, ConnectedDetails, ErrorData, HistoryData, PresenceData, ServerFrame,
+  AckData, BinaryReceivedDetails, ConnectedDetails, ErrorData, HistoryData, PresenceData, ServerFrame,
 } from '../protocols/envelope-frames.js';
-import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { backoffDelay } from './backoff.js';
 import { decodeBinary, encodeBinary } from './binary.js';
 import { Emitter } from './emitter.js';
 import { SwitchyardError, TERMINAL_CLOSE_CODES, TOKEN_EXPIRED_CLOSE_CODE } from './errors.js';
 import { RequestTable, type Pending, type ReplyKind, type RequestResult } from './requests.js';
-import { Subscription, type Message, type SubscribeOptions } from './subscription.js';
+import { Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { DEFAULT_SYNTAX, topicMatches, type TopicSyntax } from './topics.js';
 import type { WebSocketConstructor, WebSocketLike } from './socket.js';
+import { Liveness } from './liveness.js';
+import type { ClientEvents, ClientOptions, ClientState, RequestOptions } from './types.js';
 
-export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'closed';
-
-export interface StateEvent {
-  state: ClientState;
-  previous: ClientState;
-  /** The close code that caused the change, if a close did. */
-  code?: number;
-  reason?: string;
-}
-
-export interface DirectMessage {
-  /** The sender's principal id; null when the server sent it. */
-  from: string | null;
-  payload: unknown;
-  binary?: Uint8Array;
-  messageId?: string;
-  sentAt?: number;
-}
-
-export interface ClientEvents {
-  state: StateEvent;
-  /** Terminal closes, refused token refreshes, unanswered server errors, and throws from your own callbacks. */
-  error: Error;
-  connected: ConnectedDetails;
-  direct: DirectMessage;
-  notification: unknown;
-  /** Every Presence frame that was not the answer to a `presence()` query. */
-  presence: PresenceData;
-  authStatus: AuthStatusData;
-  /** The token was refreshed in band. */
-  refreshed: { token: string };
-}
-
-export interface ClientOptions {
-  /** `ws://host/ws` or `wss://…`, or a function returning it (called on every connect). */
-  url: string | (() => string);
-  /** Called before every connect and on `AuthStatus token_expiring`. Return undefined for none. */
-  getToken?: () => string | undefined | Promise<string | undefined>;
-  /** How the token travels: `?token=` (default) or the subprotocol pair `['Bearer', token]`. */
-  tokenIn?: 'query' | 'subprotocol';
-  /** A WebSocket implementation (`ws` on Node 20). Default `globalThis.WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect delays. Default full jitter from 500 ms to 20 s. */
-  backoff?: BackoffOptions;
-  /** Default timeout of a request, in ms. Default 10 000. */
-  requestTimeoutMs?: number;
-  /**
-   * With no frame for `idleMs` a Ping is sent; no answer in `timeoutMs` reconnects. Browsers do
-   * not surface the server's WebSocket pings, hence a request. Default 25 000 / 10 000; false disables.
-   */
-  heartbeat?: { idleMs?: number; timeoutMs?: number } | false;
-  /** The server's topic syntax (`topics` option). Default `/`, `+`, `#`. */
-  topics?: Partial<TopicSyntax>;
-  /** Follow the browser's `online` / `offline` events. Default true where they exist. */
-  network?: boolean;
-}
-
-export interface RequestOptions {
-  /** Default: the client's `requestTimeoutMs`. */
-  timeoutMs?: number;
-  /**
-   * Send again after a reconnect if the connection drops before the answer (or send once
-   * connected, if it is not). Default false: the request fails at once with `DISCONNECTED`.
-   */
-  retry?: boolean;
-}
+export type { ClientEvents, ClientOptions, ClientState, DirectMessage, RequestOptions, StateEvent } from './types.js';
 
 const enc = (v: unknown) => JSON.stringify(v);
 
@@ -100,20 +37,41 @@ export class Client {
   #lastCode: number | undefined;
   #nextId = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
-  #lastFrameAt = 0;
-  #pinging = false;
+  readonly #liveness: Liveness;
+  readonly #subHost: SubscriptionHost;
+  readonly #WebSocket: WebSocketConstructor;
+  /** Counts connection attempts, so an attempt overtaken by close() or a new connect() stops. */
+  #generation = 0;
   #reporting = false;
-  #unlisten: (() => void) | undefined;
   readonly on: Emitter<ClientEvents>['on'];
   readonly off: Emitter<ClientEvents>['off'];
 
   constructor(options: ClientOptions) {
+    const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (typeof Ctor !== 'function') throw new TypeError('switchyard/client: no WebSocket implementation here; pass one as options.WebSocket (e.g. ws)');
+    if (typeof options.url !== 'string' && typeof options.url !== 'function') throw new TypeError('switchyard/client: options.url must be a string or a function');
+    this.#WebSocket = Ctor;
     this.#options = options;
     this.syntax = { ...DEFAULT_SYNTAX, ...options.topics };
+    this.#subHost = {
+      syntax: this.syntax,
+      connected: () => this.#state === 'connected',
+      request: (type, data, expects) => this.#request(type, data, {}, expects),
+      reportError: (e) => this.#reportError(e),
+    };
     this.#events = new Emitter((e) => this.#reportError(e));
     this.on = this.#events.on.bind(this.#events);
     this.off = this.#events.off.bind(this.#events);
+    this.#liveness = new Liveness(options, {
+      ping: (timeoutMs) => this.ping({ timeoutMs }),
+      connected: () => this.#state === 'connected',
+      drop: (reason) => this.#drop(undefined, reason),
+      online: () => {
+        if (this.#state !== 'disconnected') return;
+        this.#attempt = 0;
+        this.#schedule(0);
+      },
+    });
   }
 
   get state(): ClientState {
@@ -124,7 +82,7 @@ export class Client {
   connect(): this {
     if (this.#state === 'disconnected' || this.#state === 'closed') {
       this.#attempt = 0;
-      this.#listenNetwork();
+      this.#liveness.listen();
       void this.#open();
     }
     return this;
@@ -133,8 +91,7 @@ export class Client {
   /** Closes for good (code 1000): pending requests fail with `CLOSED`, no reconnect. */
   close(): void {
     if (this.#state === 'closed') return;
-    this.#unlisten?.();
-    this.#unlisten = undefined;
+    this.#liveness.unlisten();
     this.#teardown(1000, 'client closed');
     this.#fail(new SwitchyardError('CLOSED', 'the client was closed'), false);
     this.#transition('closed', 1000, 'client closed');
@@ -144,17 +101,16 @@ export class Client {
   subscribe(topic: string, options?: SubscribeOptions): Subscription {
     let sub = this.#subs.get(topic);
     if (sub === undefined) {
-      const host = {
-        syntax: this.syntax,
-        get connected() { return client.#state === 'connected'; },
-        request: (type: string, data: unknown, expects: ReplyKind) => this.#request(type, data, {}, expects),
-        reportError: (e: unknown) => this.#reportError(e),
-      };
-      const client = this;
-      sub = new Subscription(host, topic, options);
+      sub = new Subscription(this.#subHost, topic, options);
       this.#subs.set(topic, sub);
     }
     return sub.subscribe();
+  }
+
+  /** Unsubscribes and forgets the subscription (its position too): the next `subscribe` starts afresh. */
+  removeSubscription(topic: string): void {
+    this.#subs.get(topic)?.unsubscribe();
+    this.#subs.delete(topic);
   }
 
   /** The subscription to `topic`, if `subscribe` made one. */
@@ -256,7 +212,11 @@ export class Client {
 
   #write(pending: Pending): void {
     this.#requests.add(pending);
-    this.#ws?.send(pending.frame);
+    try {
+      this.#ws?.send(pending.frame);
+    } catch {
+      // The socket is closing: its close event fails (or keeps, with retry) this request.
+    }
   }
 
   // ── connection ────────────────────────────────────────────────────────────
@@ -270,18 +230,21 @@ export class Client {
   }
 
   async #open(): Promise<void> {
+    const generation = ++this.#generation;
     this.#transition('connecting', this.#lastCode);
     let token: string | undefined;
     try {
       token = await this.#token();
     } catch (error) {
+      if (generation !== this.#generation || this.#state !== 'connecting') return;
       this.#reportError(new SwitchyardError('TOKEN', 'getToken failed', {}, error));
+      this.#transition('disconnected', undefined, 'getToken failed');
       this.#schedule();
       return;
     }
-    if (this.#state !== 'connecting') return; // closed meanwhile
-    const Ctor = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (Ctor === undefined) throw new TypeError('switchyard/client: no WebSocket implementation; pass one as options.WebSocket (e.g. ws)');
+    // Closed, or closed and connected again, while getToken ran: this attempt is stale.
+    if (generation !== this.#generation || this.#state !== 'connecting') return;
+    const Ctor = this.#WebSocket;
     const base = typeof this.#options.url === 'function' ? this.#options.url() : this.#options.url;
     const inQuery = token !== undefined && this.#options.tokenIn !== 'subprotocol';
     const url = inQuery ? `${base}${base.includes('?') ? '&' : '?'}token=${encodeURIComponent(token!)}` : base;
@@ -290,6 +253,7 @@ export class Client {
       ws = token !== undefined && !inQuery ? new Ctor(url, ['Bearer', token]) : new Ctor(url);
     } catch (error) {
       this.#reportError(error);
+      this.#transition('disconnected', undefined, 'WebSocket constructor failed');
       this.#schedule();
       return;
     }
@@ -298,8 +262,7 @@ export class Client {
     ws.onmessage = (event) => this.#receive(event.data);
     ws.onclose = (event) => this.#closed(event.code, event.reason);
     ws.onerror = () => {}; // a close event follows
-    this.#lastFrameAt = Date.now();
-    this.#armHeartbeat();
+    this.#liveness.start();
   }
 
   #token(): Promise<string | undefined> {
@@ -310,9 +273,11 @@ export class Client {
   #closed(code: number, reason: string): void {
     this.#teardown();
     this.#lastCode = code;
-    this.#fail(new SwitchyardError('DISCONNECTED', `connection closed (${code}${reason ? ` ${reason}` : ''})`, { code }), true);
-    if (TERMINAL_CLOSE_CODES.includes(code)) {
-      this.#unlisten?.();
+    const terminal = TERMINAL_CLOSE_CODES.includes(code);
+    // After a terminal close nothing will be sent again: requests waiting for a retry fail too.
+    this.#fail(new SwitchyardError('DISCONNECTED', `connection closed (${code}${reason ? ` ${reason}` : ''})`, { code }), !terminal);
+    if (terminal) {
+      this.#liveness.unlisten();
       this.#transition('closed', code, reason);
       this.#reportError(new SwitchyardError(code, `connection refused for good (${code}${reason ? ` ${reason}` : ''}); not reconnecting`, { code, reason }));
       return;
@@ -324,8 +289,7 @@ export class Client {
   /** Stops listening to the current socket and closes it; timers off. */
   #teardown(code?: number, reason?: string): void {
     clearTimeout(this.#reconnectTimer);
-    clearTimeout(this.#heartbeatTimer);
-    this.#pinging = false;
+    this.#liveness.stop();
     const ws = this.#ws;
     this.#ws = undefined;
     if (ws === undefined) return;
@@ -360,60 +324,24 @@ export class Client {
     this.#reconnectTimer = setTimeout(() => void this.#open(), delay);
   }
 
-  #listenNetwork(): void {
-    const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void };
-    if (this.#unlisten !== undefined || this.#options.network === false || typeof g.addEventListener !== 'function') return;
-    const online = () => {
-      if (this.#state !== 'disconnected') return;
-      this.#attempt = 0;
-      this.#schedule(0);
-    };
-    const offline = () => this.#drop(undefined, 'offline');
-    g.addEventListener('online', online);
-    g.addEventListener('offline', offline);
-    this.#unlisten = () => {
-      g.removeEventListener?.('online', online);
-      g.removeEventListener?.('offline', offline);
-    };
-  }
-
-  #armHeartbeat(): void {
-    const beat = this.#options.heartbeat;
-    if (beat === false) return;
-    const idleMs = beat?.idleMs ?? 25_000;
-    clearTimeout(this.#heartbeatTimer);
-    this.#heartbeatTimer = setTimeout(() => {
-      if (this.#ws === undefined) return;
-      const idle = Date.now() - this.#lastFrameAt;
-      if (idle < idleMs || this.#pinging) return this.#armHeartbeat();
-      if (this.#state !== 'connected') return this.#drop(undefined, 'no welcome from the server');
-      this.#pinging = true;
-      this.ping({ timeoutMs: beat?.timeoutMs ?? 10_000 }).then(
-        () => { this.#pinging = false; },
-        (error: unknown) => {
-          this.#pinging = false;
-          if (error instanceof SwitchyardError && error.code === 'TIMEOUT') this.#drop(undefined, 'heartbeat timeout');
-        },
-      );
-      this.#armHeartbeat();
-    }, Math.max(10, idleMs - (Date.now() - this.#lastFrameAt)));
-  }
-
   // ── inbound ───────────────────────────────────────────────────────────────
 
+  /** One frame from the socket. A frame this client cannot read is reported, never thrown into the socket's event loop. */
   #receive(data: unknown): void {
-    this.#lastFrameAt = Date.now();
+    this.#liveness.heard();
+    try {
+      this.#dispatch(data);
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  #dispatch(data: unknown): void {
     if (typeof data !== 'string') {
       this.#receiveBinary(new Uint8Array(data as ArrayBuffer));
       return;
     }
-    let frame: ServerFrame;
-    try {
-      frame = JSON.parse(data) as ServerFrame;
-    } catch (error) {
-      this.#reportError(error);
-      return;
-    }
+    const frame = JSON.parse(data) as ServerFrame;
     const d = frame.data as never;
     switch (frame.type) {
       case 'Status': return this.#status(frame.data);
@@ -454,6 +382,8 @@ export class Client {
       }
       case 'subscribed':
       case 'unsubscribed':
+        // The host's own subscribe/unsubscribe of this connection answers no request of ours.
+        if ((data.details as { by?: string } | null)?.by === 'server') return;
         return void this.#requests.reply(data.status, data.details);
       case 'binary_received':
         return void this.#requests.reply('binary', data.details);

@@ -53,7 +53,7 @@ export interface SubscribeOptions {
 
 /** What a subscription needs from its client. */
 export interface SubscriptionHost {
-  readonly connected: boolean;
+  connected(): boolean;
   readonly syntax: TopicSyntax;
   request(type: string, data: unknown, expects: ReplyKind): Promise<RequestResult>;
   reportError(error: unknown): void;
@@ -118,7 +118,7 @@ export class Subscription {
   /** Brings the server's view to what is wanted, one request at a time. */
   sync(): void {
     if (this.#busy) return;
-    if (!this.#host.connected) {
+    if (!this.#host.connected()) {
       this.#set(this.#wanted ? 'subscribing' : 'unsubscribed');
       return;
     }

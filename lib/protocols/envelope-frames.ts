@@ -69,10 +69,14 @@ export interface SubscribedDetails {
   recovered?: Record<string, boolean>;
   /** Where each history topic stands after the Subscribe (servers with epochs). */
   positions?: Record<string, Position>;
+  /** `'server'` when the host subscribed the connection (`broker.subscribe`), not a client's Subscribe. */
+  by?: 'server';
 }
 export interface UnsubscribedDetails {
   topics: string[];
   active_subscriptions: number;
+  /** `'server'` when the host unsubscribed the connection (`broker.unsubscribe`). */
+  by?: 'server';
 }
 export interface BinaryReceivedDetails {
   /** Bytes of data after the topic/target header. */
@@ -101,6 +105,8 @@ export interface AckData {
   delivered_to?: string[];
   /** `X-` custom handlers: what the handler returned. */
   result?: unknown;
+  /** Refresh: when the new credentials expire (ms since the Unix epoch), if they do. */
+  expires_at?: number;
 }
 export type AckFrame = Envelope<'Ack', AckData>;
 

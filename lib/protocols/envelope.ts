@@ -5,11 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { andThen, isThenable, type Awaitable } from '../awaitable.js';
-import { BrokerError } from '../errors.js';
+import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
-import { parseObject } from './json.js';
+import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
-import type { HistoryRecord } from '../store.js';
+import { positionFrom, type HistoryRecord } from '../store.js';
+import type { Principal } from '../types.js';
 // The one definition of every frame's shape, shared with switchyard/client: the frames built
 // here are checked against it (`satisfies`); the hand-written hot-path templates follow it too.
 import type {
@@ -31,11 +32,19 @@ export interface EnvelopeOptions {
   features?: string[];
   /** Handlers for binary `file_transfer` (0x03) and `stream_data` (0x04) frames; others get Error 400. */
   binary?: { file_transfer?: BinaryHandler; stream_data?: BinaryHandler };
+  /**
+   * Deepest nesting of arrays and objects in an inbound JSON frame; a deeper one is refused
+   * before it is parsed (Error 400 naming the request's id). Default 128 (issue 16: a payload nested deeper than
+   * `JSON.stringify` can encode would otherwise be accepted and delivered to no one).
+   */
+  maxJsonDepth?: number;
 }
 
 /** Binary frame types (seed 001): `[1 byte type][4 bytes BE length][payload]`. */
 const BINARY_TYPES = { 1: 'broadcast', 2: 'direct_message', 3: 'file_transfer', 4: 'stream_data' } as const;
 const MAX_HISTORY_LIMIT = 1000;
+/** A Refresh refused with one of these closes the connection (4003) after its Error. */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['SY_ERR_INVALID_CREDENTIALS', 'SY_ERR_MISSING_CREDENTIALS', 'SY_ERR_TOKEN_REVOKED']);
 
 interface Request {
   type: string;
@@ -55,6 +64,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     }
   }
   const protocolVersion = options.protocolVersion ?? '1.0';
+  const maxJsonDepth = resolveMaxJsonDepth(options.maxJsonDepth, 'envelope');
   const features = options.features ?? ['broadcast', 'direct_message', 'presence', 'history'];
 
   const welcomeTail = `,"protocol_version":${JSON.stringify(protocolVersion)},"features":${JSON.stringify(features)}}}}`;
@@ -75,7 +85,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       const data = requireObject(req.data, 'Subscribe');
       const topics = stringArray(data.topics, 'Subscribe', 'data.topics');
       const result = await conn.subscribe(topics, (data.filters ?? null) as never, data.recover as never);
-      const recovered = result.recovered ? `,"recovered":${JSON.stringify(result.recovered)}` : '';
+      const recovered = result.recovered ? `,"recovered":${JSON.stringify(result.recovered)},"positions":${JSON.stringify(result.positions ?? {})}` : '';
       conn.sendRaw(`{"type":"Status","data":{"status":"subscribed","details":{"topics":${JSON.stringify(result.topics)},"active_subscriptions":${result.active}${recovered}}}}`);
       ack(conn, req, { status: 'ok' });
     },
@@ -83,12 +93,15 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     async History(conn, req) {
       const data = requireObject(req.data, 'History');
       if (typeof data.topic !== 'string') throw bad('History needs data.topic (a string)');
-      const since = optionalCount(data.since, 'since', Number.MAX_SAFE_INTEGER);
+      const since = data.since === undefined || data.since === null ? undefined : positionFrom(data.since);
+      if (since === undefined && data.since !== undefined && data.since !== null) {
+        throw bad('data.since must be {offset, epoch} or a non-negative integer', { field: 'data.since' });
+      }
       const limit = optionalCount(data.limit, 'limit', MAX_HISTORY_LIMIT) ?? MAX_HISTORY_LIMIT;
       const page = await conn.history(data.topic, { ...(since !== undefined && { since }), limit });
       conn.send({
         type: 'History',
-        data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, complete: page.complete },
+        data: { topic: data.topic, messages: page.records.map(historyMessage), latest_offset: page.latestOffset, epoch: page.epoch, complete: page.complete },
       } satisfies HistoryFrame);
       ack(conn, req, { status: 'ok' });
     },
@@ -98,6 +111,23 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       const ids = stringArray(data.user_ids ?? (typeof data.user_id === 'string' ? [data.user_id] : undefined), 'Presence', 'data.user_ids');
       for (const info of await conn.presence(ids)) conn.send({ type: 'Presence', data: info } satisfies PresenceFrame);
       ack(conn, req, { status: 'ok' });
+    },
+
+    // In-band token refresh: the connection stays; a refused token gets its Error, then close 4003.
+    async Refresh(conn, req) {
+      const data = requireObject(req.data, 'Refresh');
+      if (typeof data.token !== 'string' || data.token === '') throw bad('Refresh needs data.token (a non-empty string)');
+      let principal: Principal;
+      try {
+        principal = await conn.refresh(data.token);
+      } catch (err) {
+        if (!(err instanceof BrokerError) || !REFUSALS.has(err.code)) throw err;
+        conn.state = undefined;
+        conn.send({ type: 'Error', data: { code: err.status, message: err.message, details: { ...err.details, message_id: req.id } } } satisfies ErrorFrame);
+        conn.close(CloseCode.INVALID_CREDENTIALS, 'token refresh refused');
+        return;
+      }
+      ack(conn, req, { status: 'ok', ...(principal.expiresAt !== undefined && { expires_at: principal.expiresAt }) });
     },
 
     Unsubscribe(conn, req) {
@@ -112,7 +142,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     Broadcast(conn, req) {
       const data = requireObject(req.data, 'Broadcast');
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
-      if (!('payload' in data)) throw bad('Broadcast needs data.payload');
+      if (!Object.hasOwn(data, 'payload')) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
       const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
       return isThenable(result) ? Promise.resolve(result).then((r) => published(conn, req, r)) : published(conn, req, result);
@@ -121,7 +151,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
     async DirectMessage(conn, req) {
       const data = requireObject(req.data, 'DirectMessage');
       if (typeof data.target_user !== 'string' || data.target_user === '') throw bad('DirectMessage needs data.target_user (a non-empty string)');
-      if (!('payload' in data)) throw bad('DirectMessage needs data.payload');
+      if (!Object.hasOwn(data, 'payload')) throw bad('DirectMessage needs data.payload');
       const result = await conn.sendDirect(data.target_user, data.payload);
       if (result.deliveredTo.length === 0) {
         throw new BrokerError('SY_ERR_NOT_FOUND', `User ${data.target_user} not found or not connected`, {
@@ -142,7 +172,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
 
     receive(conn, raw, isBinary) {
       if (isBinary) return receiveBinary(conn, raw, options.binary ?? {});
-      const req = parse(raw);
+      const req = parse(raw, maxJsonDepth);
       // Requests are parsed once; the id is remembered so a failure can name it.
       conn.state = req.id;
       const handler = Object.hasOwn(handlers, req.type) ? handlers[req.type] : undefined;
@@ -150,7 +180,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (req.type.startsWith('X-')) {
         const customHandler = custom.get(req.type);
         if (customHandler === undefined) throw bad(`no handler is registered for custom type '${req.type}'`);
-        return andThen(customHandler(conn, req.data), (result) => ack(conn, req, { status: 'ok', ...(result !== undefined && { result }) }));
+        return andThen(customHandler(conn, req.data), (result) => ackResult(conn, req, result));
       }
       throw new BrokerError('SY_ERR_UNKNOWN_TYPE', `unknown message type '${req.type}'`);
     },
@@ -164,7 +194,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
           }
           // Written by hand: this runs once per publish, the shape is fixed, and it spares the
           // nested objects and a generic walk (the result is what JSON.stringify gives).
-          const offset = delivery.offset === undefined ? '' : `,"offset":${delivery.offset}`;
+          const offset = delivery.offset === undefined ? '' : `,"offset":${delivery.offset},"epoch":${JSON.stringify(delivery.epoch)}`;
           return (
             `{"type":"Broadcast","data":{"topic":${JSON.stringify(delivery.topic)},"payload":${json(delivery.payload)},` +
             `"metadata":{"sent_at":${delivery.sentAt},"message_id":${JSON.stringify(delivery.messageId)}${offset}}}}`
@@ -200,6 +230,16 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
         type: 'Error',
         data: { code: 403, message: `permission revoked; unsubscribed from ${patterns.join(', ')}`, details: { topics: patterns } },
       } satisfies ErrorFrame);
+    },
+
+    // The host changed the connection's subscriptions (broker.subscribe / unsubscribe): the same
+    // Status a Subscribe gets, marked `by: 'server'` so a client never takes it for its own reply.
+    subscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'subscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
+    },
+
+    unsubscribed(conn, result) {
+      conn.send({ type: 'Status', data: { status: 'unsubscribed', details: { topics: result.topics, active_subscriptions: result.active, by: 'server' } } } satisfies StatusFrame);
     },
 
     tokenExpiring(conn, expiresAt) {
@@ -263,7 +303,7 @@ function binaryFrame(code: number, name: string, data: Buffer): Buffer {
 function historyMessage(record: HistoryRecord): HistoryMessage {
   return {
     payload: record.binary === undefined ? record.payload : { binary: record.binary.toString('base64') },
-    metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset },
+    metadata: { sent_at: record.sentAt, message_id: record.messageId, offset: record.offset, epoch: record.epoch },
   };
 }
 
@@ -281,13 +321,35 @@ function ack(conn: Connection, req: Request, data: Record<string, unknown>): voi
   if (req.id !== undefined) conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},${JSON.stringify(data).slice(1)}}`);
 }
 
+/**
+ * The Ack of an `X-` request, with the handler's result. A result JSON cannot encode (a BigInt, a
+ * cycle, nesting deeper than `JSON.stringify` can walk) is the handler's bug: it is thrown as a
+ * plain error while the request is still in flight, so the broker reports it and the client gets
+ * Error 500 naming the id (exactly one Ack or Error per id, DESIGN.md "Acks").
+ */
+function ackResult(conn: Connection, req: Request, result: unknown): void {
+  if (req.id === undefined || result === undefined) {
+    ack(conn, req, { status: 'ok' });
+    return;
+  }
+  let encoded: string | undefined;
+  try {
+    encoded = JSON.stringify(result);
+  } catch (err) {
+    throw new TypeError(`the ${req.type} handler returned a result JSON cannot encode: ${(err as Error).message}`, { cause: err });
+  }
+  conn.state = undefined;
+  const tail = encoded === undefined ? '' : `,"result":${encoded}`;
+  conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"ok"${tail}}}`);
+}
+
 const NO_OPTIONS: PublishOptions = Object.freeze({});
 
 /** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
 function published(conn: Connection, req: Request, result: PublishResult): void {
   conn.state = undefined;
   if (req.id === undefined) return;
-  const offset = result.offset === undefined ? '' : `,"offset":${result.offset}`;
+  const offset = result.offset === undefined ? '' : `,"offset":${result.offset},"epoch":${JSON.stringify(result.epoch)}`;
   conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}}}`);
 }
 
@@ -300,8 +362,17 @@ function bad(message: string, details?: Record<string, unknown>): BrokerError {
   return new BrokerError('SY_ERR_BAD_FRAME', message, details && { details });
 }
 
-function parse(raw: Buffer): Request {
-  const { type, data, id } = parseObject(raw);
+function parse(raw: Buffer, maxJsonDepth: number): Request {
+  let message: Record<string, unknown>;
+  try {
+    message = parseObject(raw, undefined, maxJsonDepth);
+  } catch (err) {
+    // Too deep to parse here, but its id can still be read, and the Error must name it.
+    if (!(err instanceof BrokerError) || err.details?.max_depth === undefined) throw err;
+    const id = peekId(raw);
+    throw id === undefined ? err : new BrokerError(err.code, err.message, { details: { ...err.details, message_id: id } });
+  }
+  const { type, data, id } = message;
   if (id !== undefined && (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH)) {
     throw bad(`id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, { field: 'id' });
   }

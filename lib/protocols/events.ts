@@ -6,7 +6,7 @@
  * Timestamps are ISO-8601 strings, as the seed shows them.
  */
 import { BrokerError } from '../errors.js';
-import { parseObject } from './json.js';
+import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Delivery, Protocol } from '../protocol.js';
 import type { Filter } from '../types.js';
 
@@ -19,6 +19,12 @@ export interface EventsOptions {
    * `{type, data}` like seed 003's topics. Default: the payload itself (`event.data`).
    */
   filterRoot?: string;
+  /**
+   * Deepest nesting of arrays and objects in an inbound JSON frame; a deeper one is refused
+   * before it is parsed (an `error` frame, CONNECTION_ERROR). Default 128 (issue 16: a payload nested deeper than
+   * `JSON.stringify` can encode would otherwise be accepted and delivered to no one).
+   */
+  maxJsonDepth?: number;
 }
 
 /** The request being handled, so a failure can say which kind of error it was. */
@@ -26,6 +32,7 @@ type InFlight = 'subscribe' | 'unsubscribe' | undefined;
 
 export function events(options: EventsOptions = {}): Protocol {
   const root = options.filterRoot;
+  const maxJsonDepth = resolveMaxJsonDepth(options.maxJsonDepth, 'events');
   if (root !== undefined && (typeof root !== 'string' || root === '' || root.split('.').includes(''))) {
     throw new TypeError('events: filterRoot must be a dot path such as "data"');
   }
@@ -38,7 +45,7 @@ export function events(options: EventsOptions = {}): Protocol {
 
     async receive(conn, raw, isBinary) {
       if (isBinary) throw bad('binary frames are not supported; send JSON messages');
-      const message = parse(raw);
+      const message = parse(raw, maxJsonDepth);
       switch (message.type) {
         case 'subscribe': {
           conn.state = 'subscribe' satisfies InFlight;
@@ -72,6 +79,16 @@ export function events(options: EventsOptions = {}): Protocol {
       if (error.code !== 'SY_ERR_RATE_LIMITED') conn.state = undefined;
       const code: EventsErrorCode = inFlight !== undefined ? 'SUBSCRIPTION_ERROR' : 'CONNECTION_ERROR';
       conn.send(errorFrame(code, error.message, error.details?.topics));
+    },
+
+    // The host changed the subscriptions from the server: the same confirmations a client's
+    // own subscribe/unsubscribe gets.
+    subscribed(conn, result) {
+      conn.send({ type: 'subscription_confirmed', topics: result.topics, timestamp: now() });
+    },
+
+    unsubscribed(conn, result) {
+      conn.send({ type: 'unsubscription_confirmed', topics: result.topics, timestamp: now() });
     },
 
     permissionLost(conn, patterns) {
@@ -108,8 +125,8 @@ function bad(message: string): BrokerError {
   return new BrokerError('SY_ERR_BAD_FRAME', message);
 }
 
-function parse(raw: Buffer): Record<string, unknown> {
-  const message = parseObject(raw);
+function parse(raw: Buffer, maxJsonDepth: number): Record<string, unknown> {
+  const message = parseObject(raw, undefined, maxJsonDepth);
   if (typeof message.type !== 'string' || message.type === '') throw bad("a message needs a 'type' string");
   return message;
 }

@@ -20,6 +20,7 @@
  */
 import { BrokerError, CloseCode } from '../errors.js';
 import type { Connection, Delivery, Protocol } from '../protocol.js';
+import { parseJson, resolveMaxJsonDepth } from './json.js';
 import type { Principal } from '../types.js';
 
 /** The topics a path binds a connection to. */
@@ -60,6 +61,13 @@ export interface StreamOptions {
   transform?: (payload: unknown, delivery: Delivery) => unknown;
   /** Frames in a row that are not JSON text before the connection is closed with 1008. Default 10. */
   maxInvalidFrames?: number;
+  /**
+   * Deepest nesting of arrays and objects in an inbound JSON frame; a deeper one is refused
+   * before it is parsed and counted like a frame that is not JSON (dropped, then 1008 after
+   * `maxInvalidFrames`). Default 128 (issue 16: a payload nested deeper than `JSON.stringify`
+   * can encode would otherwise be published and delivered to no one).
+   */
+  maxJsonDepth?: number;
 }
 
 interface StreamState {
@@ -79,6 +87,7 @@ export function stream(options: StreamOptions): Protocol {
     throw new TypeError('stream: options.version must be a positive integer');
   }
   const maxInvalidFrames = options.maxInvalidFrames ?? 10;
+  const maxJsonDepth = resolveMaxJsonDepth(options.maxJsonDepth, 'stream');
   if (!(Number.isSafeInteger(maxInvalidFrames) && maxInvalidFrames > 0)) {
     throw new TypeError('stream: options.maxInvalidFrames must be a positive integer');
   }
@@ -138,9 +147,9 @@ export function stream(options: StreamOptions): Protocol {
       let payload: unknown;
       if (!isBinary) {
         try {
-          payload = JSON.parse(data.toString('utf8'));
+          payload = parseJson(data, maxJsonDepth);
         } catch {
-          isBinary = true; // not JSON: counted below like a binary frame
+          isBinary = true; // not JSON (or nested too deep): counted below like a binary frame
         }
       }
       if (isBinary) {

@@ -15,7 +15,7 @@
  * A frame that is not `{tag, message}` JSON closes with 1008 (DESIGN.md "Decisions").
  */
 import { BrokerError, CloseCode } from '../errors.js';
-import { parseObject } from './json.js';
+import { parseObject, resolveMaxJsonDepth } from './json.js';
 import type { Connection, Delivery, Protocol } from '../protocol.js';
 
 export interface TaggedOptions {
@@ -23,11 +23,18 @@ export interface TaggedOptions {
   header?: string | false;
   /** Query parameter listing the tags (for browsers), or false to ignore it. Default `'tags'`. */
   query?: string | false;
+  /**
+   * Deepest nesting of arrays and objects in an inbound JSON frame; a deeper one is refused
+   * before it is parsed (close 1008, like any frame that is not `{tag, message}` JSON). Default 128 (issue 16: a payload nested deeper than
+   * `JSON.stringify` can encode would otherwise be accepted and delivered to no one).
+   */
+  maxJsonDepth?: number;
 }
 
 export function tagged(options: TaggedOptions = {}): Protocol {
   const header = options.header === undefined ? 'tag' : options.header;
   const query = options.query === undefined ? 'tags' : options.query;
+  const maxJsonDepth = resolveMaxJsonDepth(options.maxJsonDepth, 'tagged');
   if (header !== false && (typeof header !== 'string' || header === '')) {
     throw new TypeError('tagged: header must be a non-empty string or false');
   }
@@ -61,7 +68,7 @@ export function tagged(options: TaggedOptions = {}): Protocol {
 
     async receive(conn, raw, isBinary) {
       if (isBinary) throw policy('binary frames are not supported; send {"tag", "message"} JSON');
-      const { tag, message } = parse(raw);
+      const { tag, message } = parse(raw, maxJsonDepth);
       await conn.publish(tag, message);
     },
 
@@ -152,9 +159,9 @@ function policy(message: string): BrokerError {
   return new BrokerError('SY_ERR_BAD_FRAME', message);
 }
 
-function parse(raw: Buffer): { tag: string; message: unknown } {
-  const frame = parseObject(raw, 'a {"tag", "message"} frame');
+function parse(raw: Buffer, maxJsonDepth: number): { tag: string; message: unknown } {
+  const frame = parseObject(raw, 'a {"tag", "message"} frame', maxJsonDepth);
   if (typeof frame.tag !== 'string' || frame.tag === '') throw policy('"tag" must be a non-empty string');
-  if (!('message' in frame)) throw policy('a frame needs a "message"');
+  if (!Object.hasOwn(frame, 'message')) throw policy('a frame needs a "message"');
   return { tag: frame.tag, message: frame.message };
 }

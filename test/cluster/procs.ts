@@ -47,9 +47,11 @@ export class OwnServer {
     return new OwnServer(binary('redis-server', '/usr/bin/redis-server'), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], port);
   }
 
-  static async nats(): Promise<OwnServer> {
+  /** With `monitorPort`, the server's HTTP monitoring (`/connz`) listens there. */
+  static async nats(monitorPort?: number): Promise<OwnServer> {
     const port = await sparePort();
-    return new OwnServer(binary('nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server'), ['-a', '127.0.0.1', '-p', String(port)], port);
+    const monitor = monitorPort === undefined ? [] : ['-m', String(monitorPort)];
+    return new OwnServer(binary('nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server'), ['-a', '127.0.0.1', '-p', String(port), ...monitor], port);
   }
 
   async start(): Promise<void> {

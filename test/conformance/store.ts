@@ -14,6 +14,9 @@ import { clockPast, eventually } from './wait.js';
 
 type MakeStore = () => Promise<Store> | Store;
 
+/** Every test's own bound, so that a slow database never meets vitest's default 5 s timeout. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 /** What the suite needs to know about limits that belong to the implementation, not the interface. */
 export interface StoreConformanceOptions {
   /**
@@ -30,6 +33,25 @@ export interface StoreConformanceOptions {
   makeWithoutDirectQueue?: MakeStore;
   /** Makes a store that keeps queued direct messages for `ttlMs` milliseconds (MemoryStore: `queuedTtlMs`). */
   makeWithDirectTtl?: (ttlMs: number) => Promise<Store> | Store;
+  /**
+   * True when two stores from `make` share one backend (Redis, PostgreSQL): the suite then checks
+   * that two instances appending to one topic, or draining one principal, at once stay exact.
+   */
+  shared?: boolean;
+  /**
+   * Makes `store` lose `topic`'s history as a crash or restore would (MemoryStore: a new store;
+   * Redis: the topic's keys deleted; PostgreSQL: its rows deleted), and resolves with the store to
+   * go on with (the same one, or a new one; the callback closes any it replaces).
+   */
+  loseHistory?: (store: Store, topic: string) => Promise<Store>;
+  /**
+   * Counts the connections `store` holds open to its backend (Redis: CLIENT LIST by the store's
+   * connection name; PostgreSQL: pg_stat_activity by application_name). The suite checks it
+   * reaches 0 after close().
+   */
+  connections?: (store: Store) => Promise<number>;
+  /** Timeout of each test, in milliseconds. Default 30,000. */
+  timeoutMs?: number;
   /**
    * Tests this implementation is known to fail, by title, each with the reason. They are
    * registered as skipped, so the report still lists them; a title that names no test is an error.
@@ -88,12 +110,12 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
     function test(title: string, fn: () => Promise<void>, applies = true): void {
       unusedFailures.delete(title);
       const known = options.knownFailures?.[title] !== undefined;
-      (applies && !known ? it : it.skip)(title, fn);
+      (applies && !known ? it : it.skip)(title, fn, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     }
 
     const topic = (label: string): string => `conformance/${run}/${label}`;
     const principal = (label: string): string => `${run}-${label}`;
-    const record = (t: string, n: number, extra: Partial<HistoryRecord> = {}): Omit<HistoryRecord, 'offset'> => ({
+    const record = (t: string, n: number, extra: Partial<Omit<HistoryRecord, 'offset' | 'epoch'>> = {}): Omit<HistoryRecord, 'offset' | 'epoch'> => ({
       topic: t,
       messageId: `m${n}`,
       payload: { n },
@@ -120,7 +142,7 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
         const t = topic('a');
         const appended = await appendMany(t, 5);
         expect(appended.map((r) => r.offset)).toEqual([1, 2, 3, 4, 5]);
-        expect(appended[0]).toEqual({ ...record(t, 1), sentAt: appended[0]!.sentAt, offset: 1 });
+        expect(appended[0]).toEqual({ ...record(t, 1), sentAt: appended[0]!.sentAt, offset: 1, epoch: appended[0]!.epoch });
         const page = await store.readHistory(t, {}, ROOMY);
         expect(offsets(page)).toEqual([1, 2, 3, 4, 5]);
         expect(page.latestOffset).toBe(5);
@@ -159,15 +181,16 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
     describe('readHistory', () => {
       test('answers latestOffset 0 and a complete empty page for a topic never written', async () => {
         await appendMany(topic('other'), 2);
-        expect(await store.readHistory(topic('never'), {}, ROOMY)).toEqual({ records: [], latestOffset: 0, complete: true });
-        expect(await store.readHistory(topic('never'), { since: 0 }, ROOMY)).toEqual({ records: [], latestOffset: 0, complete: true });
-        expect(await store.readHistory(topic('never'), { limit: 5 }, ROOMY)).toEqual({ records: [], latestOffset: 0, complete: true });
+        const empty = { records: [], latestOffset: 0, epoch: expect.any(String), complete: true };
+        expect(await store.readHistory(topic('never'), {}, ROOMY)).toEqual(empty);
+        expect(await store.readHistory(topic('never'), { since: 0 }, ROOMY)).toEqual(empty);
+        expect(await store.readHistory(topic('never'), { limit: 5 }, ROOMY)).toEqual(empty);
       });
 
       test('returns every kept record, oldest first, without a query', async () => {
         const t = topic('a');
         const appended = await appendMany(t, 4);
-        expect(await store.readHistory(t, {}, ROOMY)).toEqual({ records: appended, latestOffset: 4, complete: true });
+        expect(await store.readHistory(t, {}, ROOMY)).toEqual({ records: appended, latestOffset: 4, epoch: appended[0]!.epoch, complete: true });
       });
 
       test('returns the newest `limit` records when `since` is absent', async () => {
@@ -199,7 +222,7 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
       test('returns a complete empty page when `since` is the latest offset', async () => {
         const t = topic('a');
         await appendMany(t, 3);
-        expect(await store.readHistory(t, { since: 3 }, ROOMY)).toEqual({ records: [], latestOffset: 3, complete: true });
+        expect(await store.readHistory(t, { since: 3 }, ROOMY)).toEqual({ records: [], latestOffset: 3, epoch: expect.any(String), complete: true });
       });
     });
 
@@ -208,7 +231,7 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
         const t = topic('a');
         const limits = { ...ROOMY, maxMessages: 3 };
         const appended = await appendMany(t, 5, limits);
-        expect(await store.readHistory(t, {}, limits)).toEqual({ records: appended.slice(2), latestOffset: 5, complete: true });
+        expect(await store.readHistory(t, {}, limits)).toEqual({ records: appended.slice(2), latestOffset: 5, epoch: appended[0]!.epoch, complete: true });
         expect(offsets(await store.readHistory(t, { limit: 2 }, limits))).toEqual([4, 5]);
       });
 
@@ -225,7 +248,7 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
         expect(offsets(await read(2))).toEqual([3, 4, 5]);
         expect(offsets(await read(4))).toEqual([5]);
         expect((await read(4)).complete).toBe(true);
-        expect(await read(5)).toEqual({ records: [], latestOffset: 5, complete: true });
+        expect(await read(5)).toMatchObject({ records: [], latestOffset: 5, complete: true });
       });
 
       test('keeps a long-running topic right: many times maxMessages appended, every read still exact', async () => {
@@ -267,8 +290,8 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
 
         const gone = await eventually(() => read(), (p) => p.records.length === 0, 'the second record to expire');
         expect(gone.latestOffset).toBe(2);
-        expect(await read(1)).toEqual({ records: [], latestOffset: 2, complete: false });
-        expect(await read(2)).toEqual({ records: [], latestOffset: 2, complete: true });
+        expect(await read(1)).toMatchObject({ records: [], latestOffset: 2, complete: false });
+        expect(await read(2)).toMatchObject({ records: [], latestOffset: 2, complete: true });
         expect((await store.appendHistory(record(t, 3), limits)).offset).toBe(3);
       });
     });
@@ -279,7 +302,7 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
         const inputs = JSON_PAYLOADS.map((payload, i) => record(t, i, { payload }));
         for (const input of inputs) await store.appendHistory(input, ROOMY);
         const page = await store.readHistory(t, {}, ROOMY);
-        expect(page.records).toEqual(inputs.map((input, i) => ({ ...input, offset: i + 1 })));
+        expect(page.records).toEqual(inputs.map((input, i) => ({ ...input, offset: i + 1, epoch: page.epoch })));
         expect(page.records.map((r) => r.payload)).toStrictEqual(JSON_PAYLOADS);
 
         // One principal each, so a store with a small queue bound keeps them all.
@@ -322,29 +345,32 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
     describe('isolation', () => {
       // Fresh objects on each call, so what a test edits cannot leak into what it expects.
       const original = (t: string, sentAt: number) => record(t, 1, { payload: { n: 1, tags: ['a'] }, binary: Buffer.from([1, 2, 3]), sentAt });
-      const expected = (t: string, sentAt: number) => ({ ...original(t, sentAt), offset: 1 });
-      function scribble(r: { payload: unknown; binary?: Buffer; messageId: string; offset?: number }): void {
+      const expected = (t: string, sentAt: number, epoch: string) => ({ ...original(t, sentAt), offset: 1, epoch });
+      const epochOf = async (t: string) => (await store.readHistory(t, {}, ROOMY)).epoch;
+      function scribble(r: { payload: unknown; binary?: Buffer; messageId: string; offset?: number; epoch?: string }): void {
         const payload = r.payload as { n: number; tags: string[] };
         payload.n = 2;
         payload.tags.push('b');
         r.binary![0] = 9;
         r.messageId = 'changed';
         if (r.offset !== undefined) r.offset = 99;
+        if (r.epoch !== undefined) r.epoch = 'changed';
       }
 
       test('is not changed by editing a record appendHistory returned', async () => {
         const [t, at] = [topic('a'), Date.now()];
         scribble(await store.appendHistory(original(t, at), ROOMY));
-        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at)]);
+        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at, await epochOf(t))]);
       });
 
       test('is not changed by editing a record readHistory returned', async () => {
         const [t, at] = [topic('a'), Date.now()];
         await store.appendHistory(original(t, at), ROOMY);
         const first = await store.readHistory(t, {}, ROOMY);
+        const epoch = first.epoch;
         scribble(first.records[0]!);
-        first.records.push({ ...expected(t, at), offset: 2 });
-        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at)]);
+        first.records.push({ ...expected(t, at, epoch), offset: 2 });
+        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at, epoch)]);
       });
 
       test('is not changed by editing a record after appending it', async () => {
@@ -352,7 +378,7 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
         const input = original(t, at);
         await store.appendHistory(input, ROOMY);
         scribble(input);
-        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at)]);
+        expect((await store.readHistory(t, {}, ROOMY)).records).toEqual([expected(t, at, await epochOf(t))]);
       });
 
       test('is not changed by editing a direct message after queueing it', async () => {
@@ -444,6 +470,8 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
           const short = await options.makeWithDirectTtl!(ttlMs);
           try {
             const bob = principal('bob');
+            // A first call may set things up (tables, scripts): not inside the 100 ms.
+            await short.drainDirect(principal('warm-up'));
             const old = direct(bob, 1);
             expect(await short.enqueueDirect(old)).toBe(true);
             // Draining removes what it reads, so nothing can be watched: the clock has to pass.
@@ -461,7 +489,151 @@ export function storeConformance(name: string, make: MakeStore, options: StoreCo
       );
     });
 
+    describe('epochs', () => {
+      test("gives every record and page the topic's epoch, the same across appends and reads", async () => {
+        const t = topic('a');
+        const appended = await appendMany(t, 3);
+        const epoch = appended[0]!.epoch;
+        expect(typeof epoch).toBe('string');
+        expect(epoch.length).toBeGreaterThan(0);
+        expect(appended.map((r) => r.epoch)).toEqual([epoch, epoch, epoch]);
+        const page = await store.readHistory(t, {}, ROOMY);
+        expect(page.epoch).toBe(epoch);
+        expect(page.records.map((r) => r.epoch)).toEqual([epoch, epoch, epoch]);
+        expect((await store.readHistory(t, { limit: 1 }, ROOMY)).epoch).toBe(epoch);
+      });
+
+      test('gives a topic read before it was written the epoch its first record then gets', async () => {
+        const t = topic('fresh');
+        const before = await store.readHistory(t, {}, ROOMY);
+        const first = await store.appendHistory(record(t, 1), ROOMY);
+        expect(first.epoch).toBe(before.epoch);
+        // A client that saw the empty topic is brought up to date without a gap.
+        const page = await store.readHistory(t, { since: { offset: 0, epoch: before.epoch } }, ROOMY);
+        expect(page).toMatchObject({ latestOffset: 1, epoch: before.epoch, complete: true });
+        expect(offsets(page)).toEqual([1]);
+      });
+
+      test('answers `since` with the current epoch as it answers a bare offset', async () => {
+        const t = topic('a');
+        const { epoch } = (await appendMany(t, 5))[0]!;
+        for (const offset of [0, 2, 5]) {
+          const bare = await store.readHistory(t, { since: offset, limit: 2 }, ROOMY);
+          expect(await store.readHistory(t, { since: { offset, epoch }, limit: 2 }, ROOMY)).toEqual(bare);
+        }
+        expect(offsets(await store.readHistory(t, { since: { offset: 2, epoch } }, ROOMY))).toEqual([3, 4, 5]);
+      });
+
+      test('marks a page asked from another epoch incomplete, and returns the kept records from the oldest', async () => {
+        const t = topic('a');
+        const { epoch } = (await appendMany(t, 4))[0]!;
+        for (const offset of [0, 2, 4]) {
+          const page = await store.readHistory(t, { since: { offset, epoch: `${epoch}-other` } }, ROOMY);
+          expect(page).toMatchObject({ latestOffset: 4, epoch, complete: false });
+          expect(offsets(page)).toEqual([1, 2, 3, 4]);
+        }
+        expect((await store.readHistory(t, { since: { offset: 0, epoch: 'never-was' } }, ROOMY)).complete).toBe(false);
+        expect((await store.readHistory(topic('empty'), { since: { offset: 0, epoch: 'never-was' } }, ROOMY)).complete).toBe(false);
+      });
+
+      test(
+        'changes the epoch after losing the history, and an old position stays incomplete even past its offset',
+        async () => {
+          const t = topic('lost');
+          const before = await appendMany(t, 3);
+          const old = { offset: 3, epoch: before[0]!.epoch };
+          store = await options.loseHistory!(store, t);
+          const after = await store.readHistory(t, { since: old }, ROOMY);
+          expect(after.epoch).not.toBe(old.epoch);
+          expect(after.complete).toBe(false);
+          // The new history numbers from 1 again under its own epoch, and passes the old offset.
+          const again = await appendMany(t, 5);
+          expect(again.map((r) => r.offset)).toEqual([1, 2, 3, 4, 5]);
+          expect(new Set(again.map((r) => r.epoch))).toEqual(new Set([after.epoch]));
+          const stale = await store.readHistory(t, { since: old }, ROOMY);
+          expect(stale).toMatchObject({ latestOffset: 5, epoch: after.epoch, complete: false });
+          expect(offsets(stale)).toEqual([1, 2, 3, 4, 5]);
+          const current = await store.readHistory(t, { since: { offset: 3, epoch: after.epoch } }, ROOMY);
+          expect(current).toMatchObject({ complete: true });
+          expect(offsets(current)).toEqual([4, 5]);
+        },
+        options.loseHistory !== undefined,
+      );
+    });
+
+    describe('concurrency', () => {
+      test('two drains of one principal at once split nothing and lose nothing', async () => {
+        const bob = principal('bob');
+        const count = Math.min(options.directQueue?.capacity ?? 20, 20);
+        const sent = range(1, count).map((n) => direct(bob, n));
+        for (const message of sent) expect(await store.enqueueDirect(message)).toBe(true);
+        const drains = await Promise.all([store.drainDirect(bob), store.drainDirect(bob), store.drainDirect(bob)]);
+        // One drain takes everything, in order; the others get nothing.
+        expect(drains.map((d) => d.length).sort((x, y) => x - y)).toEqual([0, 0, count]);
+        expect(drains.flat()).toEqual(sent);
+      });
+
+      test(
+        'two store instances appending to one topic at once get gapless, distinct offsets',
+        async () => {
+          const other = await make();
+          try {
+            const t = topic('shared');
+            const appends = range(1, 60).map((n) => (n % 2 === 0 ? store : other).appendHistory(record(t, n), ROOMY));
+            const appended = await Promise.all(appends);
+            expect(appended.map((r) => r.offset).sort((x, y) => x - y)).toEqual(range(1, 60));
+            expect(new Set(appended.map((r) => r.epoch)).size).toBe(1);
+            const [mine, theirs] = await Promise.all([store.readHistory(t, {}, ROOMY), other.readHistory(t, {}, ROOMY)]);
+            expect(theirs).toEqual(mine);
+            expect(offsets(mine)).toEqual(range(1, 60));
+            for (const r of appended) expect(mine.records[r.offset - 1]!.messageId).toBe(r.messageId);
+          } finally {
+            await other.close();
+          }
+        },
+        options.shared === true,
+      );
+
+      test(
+        'two store instances draining one principal at once split nothing and lose nothing',
+        async () => {
+          const other = await make();
+          try {
+            const bob = principal('bob');
+            const count = Math.min(options.directQueue?.capacity ?? 20, 20);
+            for (let round = 0; round < 5; round++) {
+              const sent = range(1, count).map((n) => direct(bob, round * 100 + n));
+              for (const message of sent) expect(await (round % 2 === 0 ? store : other).enqueueDirect(message)).toBe(true);
+              const drains = await Promise.all([store.drainDirect(bob), other.drainDirect(bob)]);
+              const all = drains.flat();
+              expect(all.map((m) => m.messageId).sort()).toEqual(sent.map((m) => m.messageId).sort());
+              for (const d of drains) expect(d).toEqual(sent.filter((m) => d.some((x) => x.messageId === m.messageId)));
+            }
+          } finally {
+            await other.close();
+          }
+        },
+        options.shared === true,
+      );
+    });
+
     describe('lifecycle', () => {
+      test(
+        'leaves no connection open after close()',
+        async () => {
+          const own = await make();
+          const t = topic('a');
+          await own.appendHistory(record(t, 1), ROOMY);
+          await own.readHistory(t, { limit: 1 }, ROOMY);
+          await own.enqueueDirect(direct(principal('bob'), 1));
+          await own.drainDirect(principal('bob'));
+          expect(await options.connections!(own)).toBeGreaterThan(0);
+          await own.close();
+          await eventually(() => options.connections!(own), (n) => n === 0, 'the store to close its connections', 10_000);
+        },
+        options.connections !== undefined,
+      );
+
       test('closes more than once', async () => {
         await store.appendHistory(record(topic('a'), 1), ROOMY);
         await store.close();

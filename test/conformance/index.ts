@@ -1,0 +1,10 @@
+/**
+ * `switchyard/testing`: the conformance suites every Store and Bus implementation runs, shipped so
+ * the author of a third-party backend runs them in a five-line test file (vitest is an optional
+ * peer dependency, needed only here):
+ *
+ *   import { storeConformance } from 'switchyard/testing';
+ *   storeConformance('MyStore', () => new MyStore(), { shared: true });
+ */
+export { storeConformance, type StoreConformanceOptions } from './store.js';
+export { busConformance } from './bus.js';
