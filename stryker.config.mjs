@@ -3,12 +3,32 @@
 // Reports go to reports/mutation/ (git-ignored).
 //
 // Equivalent mutants (survivors no test can kill, because the mutated program behaves the
-// same for every input) are listed below per module, not hidden by ignore patterns.
-// (filled in from the runs)
+// same for every input) are listed here, not hidden by ignore patterns:
+//
+// lib/filter.ts
+//   `filter === undefined || filter === null` → `false || filter === null`: undefined never
+//     reaches compileFilter; every caller turns a missing filter into null first
+//     (Session.subscribe's `filters = null` default, the envelope's `?? null`, the events
+//     protocol's rootFilters).
+//   `if (entries.length === 0) return null` → `if (false)`: an empty filter then compiles to no
+//     fields, and a filter with no fields passes every payload, as null does.
+// lib/rate-limit.ts
+//   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
+// lib/topic-index.ts
+//   `if (this.#wild === 0) return` → `if (false)`, and `#isWild` → `true`: speed-ups only (an
+//     empty trie matches nothing; an exact pattern kept in the trie matches the same topics).
+//   `let removed = false` → `true`: both branches assign it before it is read.
+//   #prune and Node.isEmpty mutants (about 10): pruning only frees trie nodes nobody subscribes
+//     to; an empty node left behind matches nothing, so no public behaviour changes. They are
+//     not equivalent for memory, which no test measures.
+// lib/topics.ts (from reading, not yet confirmed by a full run): the '#' and 'prefix/#' fast
+//   paths in covers() give the same answers as the level-by-level path when turned off;
+//   `i >= n.length` → `>` is caught by the final length comparison; `n[0]?.` always has a level.
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
+  vitest: { configFile: 'vitest.stryker.config.ts' },
   plugins: ['@stryker-mutator/vitest-runner'],
   // Each mutant runs only the tests that reach it.
   coverageAnalysis: 'perTest',

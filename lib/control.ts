@@ -13,7 +13,6 @@ import type { SubscribeResult } from './protocol.js';
 import type { Requests } from './requests.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
-import { parseSubscribe } from './subscriptions.js';
 import { matches } from './topics.js';
 import type { Filter } from './types.js';
 
@@ -91,27 +90,7 @@ export class ConnectionControl {
   async subscribe(connectionId: string, topics: string[], options: ServerSubscribeOptions = {}): Promise<SubscribeResult> {
     const session = this.#session(connectionId);
     const filters = options.filters ?? null;
-    let result: SubscribeResult;
-    if (options.authorize ?? true) {
-      result = await this.#p.requests.subscribe(session, topics, filters);
-    } else {
-      const { options: resolved, router, access } = this.#p;
-      const request = parseSubscribe(resolved.syntax, topics, filters, undefined, (t) => access.keepsHistory(t));
-      const added = request.patterns.filter((p) => !session.subscriptions.has(p)).length;
-      const limit = resolved.limits.maxSubscriptions;
-      if (session.subscriptions.size + added > limit) {
-        throw new BrokerError('SY_ERR_SUBSCRIPTION_LIMIT', `subscription limit of ${limit} per connection reached`, {
-          details: { limit, active_subscriptions: session.subscriptions.size },
-        });
-      }
-      if (!session.closing) {
-        for (const p of request.patterns) {
-          session.addSubscription(p, request.filter?.source ?? null);
-          router.add(p, session, request.filter);
-        }
-      }
-      result = { topics: request.patterns, active: session.subscriptions.size };
-    }
+    const result = await this.#p.requests.subscribe(session, topics, filters, undefined, options.authorize ?? true);
     if (!session.closing) session.endpoint.protocol.subscribed?.(session, result);
     return result;
   }

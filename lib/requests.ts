@@ -40,7 +40,8 @@ export class Requests implements SessionRequests {
     this.#p = parts;
   }
 
-  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom): Promise<SubscribeResult> {
+  /** `authorize: false` skips the host's check (a subscription the host itself makes, `broker.subscribe`). */
+  async subscribe(session: Session, patterns: string[], filters: Filter | null, recover?: RecoverFrom, authorize = true): Promise<SubscribeResult> {
     const { options, access, router, recovery } = this.#p;
     const request = parseSubscribe(options.syntax, patterns, filters, recover, (t) => access.keepsHistory(t));
     const added = request.patterns.filter((p) => !session.subscriptions.has(p)).length;
@@ -50,8 +51,8 @@ export class Requests implements SessionRequests {
         details: { limit, active_subscriptions: session.subscriptions.size },
       });
     }
-    const verdicts = await Promise.all(request.patterns.map((p) => access.allowed(session, 'subscribe', p)));
-    const denied = request.patterns.filter((_, i) => !verdicts[i]);
+    const verdicts = authorize ? await Promise.all(request.patterns.map((p) => access.allowed(session, 'subscribe', p))) : [];
+    const denied = authorize ? request.patterns.filter((_, i) => !verdicts[i]) : [];
     if (denied.length > 0) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to subscribe to ${denied.join(', ')}`, { details: { topics: denied } });
     }

@@ -113,6 +113,9 @@ describe('removing what was never added', () => {
     expect(i.remove('a/b/#', 'other')).toBe(false);
     expect(i.remove('q', 'other')).toBe(false);
     expect(i.remove('nope', 'k')).toBe(false);
+    const prefixOnly = index(['x/+/c', 'k']); // 'x/+' is a node in the trie, but nobody's pattern
+    expect(prefixOnly.remove('x/+', 'k')).toBe(false);
+    expect(matched(prefixOnly, 'x/y/c')).toEqual(['k@x/+/c']);
     expect(i.size).toBe(4);
     expect(matched(i, 'a/b/c')).toEqual(before);
     expect(matched(i, 'a/b')).toEqual(['k@a/+', 'k@a/b/#']);

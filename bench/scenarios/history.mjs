@@ -24,6 +24,9 @@ export default {
       ? [
           { system: 'switchyard', key: 'history-off', label: 'history off' },
           { system: 'switchyard', key: 'history-on', label: 'history on', serverOptions: { history: HISTORY_OPTION }, requires: 'historySupported' },
+          // The same with the durable stores (the servers on this machine; the run's keys / tables are removed at close).
+          { system: 'switchyard', key: 'history-redis', label: 'history on, RedisStore', serverOptions: { history: HISTORY_OPTION, store: 'redis' }, requires: 'historySupported' },
+          { system: 'switchyard', key: 'history-postgres', label: 'history on, PostgresStore', serverOptions: { history: HISTORY_OPTION, store: 'postgres' }, requires: 'historySupported' },
         ]
       : [],
   async load(ctx) {
@@ -31,7 +34,7 @@ export default {
     const r = await runFanout(ctx, async (res) => {
       const probe = await ctx.rpc('history', { topic: FANOUT_TOPIC });
       res.historyRecords = probe.records ?? 0;
-      if (ctx.variant === 'history-on') {
+      if (ctx.variant !== 'history-off') {
         if (!probe.supported) unsupported = probe.reason;
         else if (!probe.records) unsupported = `history option accepted, but the broker kept nothing for the topic${probe.error ? ` (${probe.error})` : ''}`;
       } else if (probe.records) {

@@ -25,6 +25,29 @@ async function main() {
   };
 
   const info = {};
+  let cleanup = async () => {};
+  // config.options.store: 'redis' or 'postgres' (the history scenario's durable rows), on the
+  // servers BENCH_REDIS / BENCH_POSTGRES name (default: this machine's), under a fresh prefix.
+  if (opts.store) {
+    const run = `bench_${process.pid}_${Date.now().toString(36)}`;
+    if (opts.store === 'redis') {
+      const { RedisStore } = await import('switchyard/redis');
+      const store = new RedisStore({ redis: process.env.BENCH_REDIS ?? 'redis://127.0.0.1:6379', keyPrefix: `${run}:` });
+      base.store = store;
+      // Before the broker closes the store: this run's keys only (SCAN by prefix, never FLUSH).
+      cleanup = async () => {
+        for await (const keys of store.client.scanStream({ match: `${run}:*` })) if (keys.length) await store.client.del(...keys);
+      };
+    } else {
+      const { PostgresStore } = await import('switchyard/postgres');
+      const store = new PostgresStore({ pool: process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test', tablePrefix: `${run}_` });
+      base.store = store;
+      cleanup = async () => {
+        for (const t of ['history', 'topics', 'queue', 'schema']) await store.pool.query(`DROP TABLE IF EXISTS ${run}_${t}`);
+      };
+    }
+    info.store = opts.store;
+  }
   let broker;
   if (opts.history) {
     try {
@@ -65,6 +88,7 @@ async function main() {
         },
       },
       close: async () => {
+        await cleanup().catch(() => {});
         await broker.close();
         await new Promise((r) => server.close(r));
       },
