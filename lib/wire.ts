@@ -115,8 +115,8 @@ const PING = String.fromCharCode(0x80 | OP_PING, 0);
 export type CloseWhy = 'sent' | 'received' | 'failed' | 'dropped';
 
 /** A wire's phase: open → closing (why) → closed (the socket is gone). */
-export interface WireState {
-  readonly phase: 'open' | 'closing' | 'closed';
+export interface WirePhase {
+  readonly name: 'open' | 'closing' | 'closed';
   readonly why: CloseWhy | null;
   /** The peer's frames are still read. */
   readonly reading: boolean;
@@ -124,17 +124,17 @@ export interface WireState {
   readonly writable: boolean;
 }
 
-const OPEN: WireState = { phase: 'open', why: null, reading: true, writable: true };
-const SENT: WireState = { phase: 'closing', why: 'sent', reading: true, writable: false };
-const RECEIVED: WireState = { phase: 'closing', why: 'received', reading: false, writable: false };
+const OPEN: WirePhase = { name: 'open', why: null, reading: true, writable: true };
+const SENT: WirePhase = { name: 'closing', why: 'sent', reading: true, writable: false };
+const RECEIVED: WirePhase = { name: 'closing', why: 'received', reading: false, writable: false };
 /** Failed, the owner's close frame still to come (what is queued may go before it). */
-const FAILED: WireState = { phase: 'closing', why: 'failed', reading: false, writable: true };
-const FAILED_SENT: WireState = { phase: 'closing', why: 'failed', reading: false, writable: false };
-const DROPPED: WireState = { phase: 'closing', why: 'dropped', reading: false, writable: false };
-const CLOSED: WireState = { phase: 'closed', why: null, reading: false, writable: false };
+const FAILED: WirePhase = { name: 'closing', why: 'failed', reading: false, writable: true };
+const FAILED_SENT: WirePhase = { name: 'closing', why: 'failed', reading: false, writable: false };
+const DROPPED: WirePhase = { name: 'closing', why: 'dropped', reading: false, writable: false };
+const CLOSED: WirePhase = { name: 'closed', why: null, reading: false, writable: false };
 
 /** The transitions a wire may make; any other is refused. A FIN after a failure keeps `failed`: it is what the socket waits on. */
-const NEXT = new Map<WireState, readonly WireState[]>([
+const NEXT = new Map<WirePhase, readonly WirePhase[]>([
   [OPEN, [SENT, RECEIVED, FAILED, DROPPED, CLOSED]],
   [SENT, [RECEIVED, FAILED_SENT, DROPPED, CLOSED]],
   [RECEIVED, [CLOSED]],
@@ -160,7 +160,7 @@ export class Wire implements ReaderOwner {
   #inflating = false;
   #inflatingBinary = false;
   #ownerPaused = false;
-  #state = OPEN;
+  #phase = OPEN;
   #code = 1006;
   #reason = '';
 
@@ -186,11 +186,12 @@ export class Wire implements ReaderOwner {
 
   /** True until this side has sent its close frame (data frames may not follow one). */
   get open(): boolean {
-    return this.#state.writable && !this.#socket.destroyed;
+    return this.#phase.writable && !this.#socket.destroyed;
   }
 
-  get state(): WireState {
-    return this.#state;
+  /** Where the wire is in its close (the constants above; compare by identity). */
+  get phase(): WirePhase {
+    return this.#phase;
   }
 
   /** The permessage-deflate window this side compresses with (8–15), or 0 without compression. */
@@ -202,7 +203,7 @@ export class Wire implements ReaderOwner {
   close(code: number, reason = ''): void {
     if (!isValidCloseCode(code)) throw new TypeError(`invalid close code ${code}`);
     if (this.#socket.destroyed) return;
-    const failed = this.#state === FAILED;
+    const failed = this.#phase === FAILED;
     if (!this.#to(failed ? FAILED_SENT : SENT)) return;
     this.#socket.write(closeFrame(code, truncateReason(reason)));
     if (failed && !this.#socket.writableEnded) this.#socket.end();
@@ -215,7 +216,7 @@ export class Wire implements ReaderOwner {
   }
 
   ping(): void {
-    if (this.#state.writable && !this.#socket.destroyed) this.#socket.write(PING, 'latin1');
+    if (this.#phase.writable && !this.#socket.destroyed) this.#socket.write(PING, 'latin1');
   }
 
   /** Stops reading from the socket (frames of a read already in hand are still delivered). */
@@ -252,19 +253,19 @@ export class Wire implements ReaderOwner {
   /** @internal The inflater's answer for the message being inflated. */
   inflated(failure: InflateFailure | null, message: Buffer | null): void {
     this.#inflating = false;
-    if (!this.#state.reading) return;
+    if (!this.#phase.reading) return;
     if (failure !== null) return this.fail(failure.code, failure.message);
     if (!this.#inflatingBinary && !isUtf8(message!)) return this.fail(1007, 'text message is not valid UTF-8');
     this.#listener.receive(message!, this.#inflatingBinary);
     this.#reader.release();
-    if (!this.#inflating && !this.#ownerPaused && this.#state.reading) this.#socket.resume();
+    if (!this.#inflating && !this.#ownerPaused && this.#phase.reading) this.#socket.resume();
   }
 
   /** @internal A control frame from the reader. */
   control(opcode: number, payload: Buffer): void {
     if (opcode === OP_PING) {
       // Frames are read while open and after our close frame; no pong may follow a close frame.
-      if (this.#state === OPEN) this.#socket.write(controlFrame(OP_PONG, payload));
+      if (this.#phase === OPEN) this.#socket.write(controlFrame(OP_PONG, payload));
     } else if (opcode === OP_PONG) {
       this.#listener.pong();
     } else {
@@ -287,8 +288,8 @@ export class Wire implements ReaderOwner {
     this.#code = code;
     this.#reason = reason;
     // Replies to the frames read with this one are still queued (issue 16): they go first.
-    if (this.#state === OPEN) this.#listener.peerClosing?.();
-    const answer = this.#state === OPEN;
+    if (this.#phase === OPEN) this.#listener.peerClosing?.();
+    const answer = this.#phase === OPEN;
     if (!this.#to(RECEIVED)) return;
     if (answer) this.#socket.write(code === 1005 ? closeFrame() : closeFrame(code, ''));
     if (!this.#socket.writableEnded) this.#socket.end();
@@ -300,9 +301,9 @@ export class Wire implements ReaderOwner {
    * side ends right after it (RFC 6455 §7.1.7), and the socket goes once the peer ends too.
    */
   fail(code: number, message: string): void {
-    if (!this.#to(this.#state === SENT ? FAILED_SENT : FAILED)) return;
+    if (!this.#to(this.#phase === SENT ? FAILED_SENT : FAILED)) return;
     this.#listener.protocolError(code, message);
-    if (this.#state === FAILED_SENT && !this.#socket.writableEnded) this.#socket.end();
+    if (this.#phase === FAILED_SENT && !this.#socket.writableEnded) this.#socket.end();
     // A wire paused for inflation must still see the peer's FIN.
     if (!this.#ownerPaused) this.#socket.resume();
   }
@@ -319,7 +320,7 @@ export class Wire implements ReaderOwner {
     // RFC 6455 §7.1.1: once the closing handshake is done the server closes TCP at once, not
     // waiting on the peer's FIN. After a protocol error the peer may still be sending: wait for
     // its FIN, so our reset cannot destroy the close frame before it reads it.
-    if (this.#state.why !== 'failed') this.#socket.destroy();
+    if (this.#phase.why !== 'failed') this.#socket.destroy();
   }
 
   /** @internal */
@@ -328,13 +329,13 @@ export class Wire implements ReaderOwner {
   }
 
   /**
-   * The one place the state changes; false when the transition does not apply (NEXT). Leaving
-   * the reading states stops the reader and drops a message being inflated.
+   * The one place the phase changes; false when the transition does not apply (NEXT). Leaving
+   * the reading phases stops the reader and drops a message being inflated.
    */
-  #to(next: WireState): boolean {
-    const from = this.#state;
+  #to(next: WirePhase): boolean {
+    const from = this.#phase;
     if (!NEXT.get(from)!.includes(next)) return false;
-    this.#state = next;
+    this.#phase = next;
     if (from.reading && !next.reading) {
       this.#reader.stop();
       this.#inflater?.close();
