@@ -101,6 +101,49 @@ export function acceptUpgrade(request: IncomingMessage, socket: Duplex, subproto
 /** An empty ping, shared by every connection (written as latin1, never modified). */
 const PING = String.fromCharCode(0x80 | OP_PING, 0);
 
+/**
+ * Why a wire is closing; the close handshake and the FIN handling differ with it:
+ * - `sent`: this side's close frame went first. The peer's frames are still read (no pong
+ *   follows a close frame) until its close frame, then TCP closes once our side is flushed.
+ * - `received`: the peer's close frame came; it was answered with its code unless ours crossed
+ *   it. Nothing more is read; our side is ended and TCP closes once flushed (RFC 6455 §7.1.1).
+ * - `failed`: the peer broke the protocol, so what follows is not read as frames. The owner's
+ *   close frame ends our side at once (§7.1.7); the socket goes when the peer ends, not before,
+ *   so our reset cannot destroy the close frame unread.
+ * - `dropped`: TCP is going without a close handshake (the peer's FIN first, or terminate()).
+ */
+export type CloseWhy = 'sent' | 'received' | 'failed' | 'dropped';
+
+/** A wire's phase: open → closing (why) → closed (the socket is gone). */
+export interface WirePhase {
+  readonly name: 'open' | 'closing' | 'closed';
+  readonly why: CloseWhy | null;
+  /** The peer's frames are still read. */
+  readonly reading: boolean;
+  /** No close frame written yet: data frames, pings and pongs may still go. */
+  readonly writable: boolean;
+}
+
+const OPEN: WirePhase = { name: 'open', why: null, reading: true, writable: true };
+const SENT: WirePhase = { name: 'closing', why: 'sent', reading: true, writable: false };
+const RECEIVED: WirePhase = { name: 'closing', why: 'received', reading: false, writable: false };
+/** Failed, the owner's close frame still to come (what is queued may go before it). */
+const FAILED: WirePhase = { name: 'closing', why: 'failed', reading: false, writable: true };
+const FAILED_SENT: WirePhase = { name: 'closing', why: 'failed', reading: false, writable: false };
+const DROPPED: WirePhase = { name: 'closing', why: 'dropped', reading: false, writable: false };
+const CLOSED: WirePhase = { name: 'closed', why: null, reading: false, writable: false };
+
+/** The transitions a wire may make; any other is refused. A FIN after a failure keeps `failed`: it is what the socket waits on. */
+const NEXT = new Map<WirePhase, readonly WirePhase[]>([
+  [OPEN, [SENT, RECEIVED, FAILED, DROPPED, CLOSED]],
+  [SENT, [RECEIVED, FAILED_SENT, DROPPED, CLOSED]],
+  [RECEIVED, [CLOSED]],
+  [FAILED, [FAILED_SENT, CLOSED]],
+  [FAILED_SENT, [CLOSED]],
+  [DROPPED, [CLOSED]],
+  [CLOSED, []],
+]);
+
 const WIRE = Symbol('switchyard.wire');
 const NEGOTIATED = Symbol('switchyard.negotiated');
 type WiredSocket = Duplex & { [WIRE]?: Wire; [NEGOTIATED]?: Negotiated };
@@ -117,11 +160,7 @@ export class Wire implements ReaderOwner {
   #inflating = false;
   #inflatingBinary = false;
   #ownerPaused = false;
-  #reading = true;
-  /** The peer broke the protocol: its bytes are no longer read, only its FIN awaited. */
-  #failed = false;
-  #closeSent = false;
-  #closeReceived = false;
+  #phase = OPEN;
   #code = 1006;
   #reason = '';
 
@@ -147,7 +186,12 @@ export class Wire implements ReaderOwner {
 
   /** True until this side has sent its close frame (data frames may not follow one). */
   get open(): boolean {
-    return !this.#closeSent && !this.#socket.destroyed;
+    return this.#phase.writable && !this.#socket.destroyed;
+  }
+
+  /** Where the wire is in its close (the constants above; compare by identity). */
+  get phase(): WirePhase {
+    return this.#phase;
   }
 
   /** The permessage-deflate window this side compresses with (8–15), or 0 without compression. */
@@ -158,20 +202,21 @@ export class Wire implements ReaderOwner {
   /** Sends a close frame, or ends the socket if the peer's came first. Throws on a code not allowed on the wire. */
   close(code: number, reason = ''): void {
     if (!isValidCloseCode(code)) throw new TypeError(`invalid close code ${code}`);
-    if (this.#closeSent || this.#socket.destroyed) return;
-    this.#closeSent = true;
+    if (this.#socket.destroyed) return;
+    const failed = this.#phase === FAILED;
+    if (!this.#to(failed ? FAILED_SENT : SENT)) return;
     this.#socket.write(closeFrame(code, truncateReason(reason)));
-    if ((this.#closeReceived || this.#failed) && !this.#socket.writableEnded) this.#socket.end();
+    if (failed && !this.#socket.writableEnded) this.#socket.end();
   }
 
   /** Ends the connection at once, without a close handshake. */
   terminate(): void {
-    this.#stopReading();
+    this.#to(DROPPED);
     this.#socket.destroy();
   }
 
   ping(): void {
-    if (!this.#closeSent && !this.#socket.destroyed) this.#socket.write(PING, 'latin1');
+    if (this.#phase.writable && !this.#socket.destroyed) this.#socket.write(PING, 'latin1');
   }
 
   /** Stops reading from the socket (frames of a read already in hand are still delivered). */
@@ -208,18 +253,19 @@ export class Wire implements ReaderOwner {
   /** @internal The inflater's answer for the message being inflated. */
   inflated(failure: InflateFailure | null, message: Buffer | null): void {
     this.#inflating = false;
-    if (!this.#reading) return;
+    if (!this.#phase.reading) return;
     if (failure !== null) return this.fail(failure.code, failure.message);
     if (!this.#inflatingBinary && !isUtf8(message!)) return this.fail(1007, 'text message is not valid UTF-8');
     this.#listener.receive(message!, this.#inflatingBinary);
     this.#reader.release();
-    if (!this.#inflating && !this.#ownerPaused && this.#reading) this.#socket.resume();
+    if (!this.#inflating && !this.#ownerPaused && this.#phase.reading) this.#socket.resume();
   }
 
   /** @internal A control frame from the reader. */
   control(opcode: number, payload: Buffer): void {
     if (opcode === OP_PING) {
-      if (!this.#closeSent) this.#socket.write(controlFrame(OP_PONG, payload));
+      // Frames are read while open and after our close frame; no pong may follow a close frame.
+      if (this.#phase === OPEN) this.#socket.write(controlFrame(OP_PONG, payload));
     } else if (opcode === OP_PONG) {
       this.#listener.pong();
     } else {
@@ -239,16 +285,13 @@ export class Wire implements ReaderOwner {
       if (!isUtf8(text)) return this.fail(1007, 'close reason is not valid UTF-8');
       reason = text.toString();
     }
-    this.#stopReading();
-    this.#closeReceived = true;
     this.#code = code;
     this.#reason = reason;
-    if (!this.#closeSent) {
-      // Replies to the frames read with this one are still queued (issue 16): they go first.
-      this.#listener.peerClosing?.();
-      this.#closeSent = true;
-      this.#socket.write(code === 1005 ? closeFrame() : closeFrame(code, ''));
-    }
+    // Replies to the frames read with this one are still queued (issue 16): they go first.
+    if (this.#phase === OPEN) this.#listener.peerClosing?.();
+    const answer = this.#phase === OPEN;
+    if (!this.#to(RECEIVED)) return;
+    if (answer) this.#socket.write(code === 1005 ? closeFrame() : closeFrame(code, ''));
     if (!this.#socket.writableEnded) this.#socket.end();
   }
 
@@ -258,24 +301,16 @@ export class Wire implements ReaderOwner {
    * side ends right after it (RFC 6455 §7.1.7), and the socket goes once the peer ends too.
    */
   fail(code: number, message: string): void {
-    this.#stopReading();
-    this.#failed = true;
+    if (!this.#to(this.#phase === SENT ? FAILED_SENT : FAILED)) return;
     this.#listener.protocolError(code, message);
-    if (this.#closeSent && !this.#socket.writableEnded) this.#socket.end();
+    if (this.#phase === FAILED_SENT && !this.#socket.writableEnded) this.#socket.end();
     // A wire paused for inflation must still see the peer's FIN.
     if (!this.#ownerPaused) this.#socket.resume();
   }
 
-  #stopReading(): void {
-    this.#reading = false;
-    this.#reader.stop();
-    this.#inflater?.close();
-    this.#inflater = null;
-  }
-
   /** @internal The peer ended its side, with or without a close frame first. */
   ended(): void {
-    this.#stopReading();
+    this.#to(DROPPED);
     if (this.#socket.writableEnded) this.#socket.destroy();
     else this.#socket.end();
   }
@@ -285,13 +320,28 @@ export class Wire implements ReaderOwner {
     // RFC 6455 §7.1.1: once the closing handshake is done the server closes TCP at once, not
     // waiting on the peer's FIN. After a protocol error the peer may still be sending: wait for
     // its FIN, so our reset cannot destroy the close frame before it reads it.
-    if (!this.#failed) this.#socket.destroy();
+    if (this.#phase.why !== 'failed') this.#socket.destroy();
   }
 
   /** @internal */
   closed(): void {
-    this.#stopReading();
-    this.#listener.socketClosed(this.#code, this.#reason);
+    if (this.#to(CLOSED)) this.#listener.socketClosed(this.#code, this.#reason);
+  }
+
+  /**
+   * The one place the phase changes; false when the transition does not apply (NEXT). Leaving
+   * the reading phases stops the reader and drops a message being inflated.
+   */
+  #to(next: WirePhase): boolean {
+    const from = this.#phase;
+    if (!NEXT.get(from)!.includes(next)) return false;
+    this.#phase = next;
+    if (from.reading && !next.reading) {
+      this.#reader.stop();
+      this.#inflater?.close();
+      this.#inflater = null;
+    }
+    return true;
   }
 }
 
