@@ -61,7 +61,7 @@ const noiseBudget = (() => {
 })();
 /** Machine CPU (% of one core) below which a step may start; see waitForQuiet. */
 const QUIET_BUSY = 20;
-const ALL_SCENARIOS = ['fanout', 'topics', 'wildcards', 'latency', 'latency-low', 'idle-memory', 'connect', 'history'];
+const ALL_SCENARIOS = ['fanout', 'topics', 'wildcards', 'latency', 'latency-low', 'idle-memory', 'connect', 'history', 'topics-history'];
 
 function parseArgs(argv) {
   const a = { pin: true, quick: false, runs: null, scenarios: ALL_SCENARIOS, systems: Object.keys(SYSTEMS), client: 'light', out: path.join(BENCH, 'results') };

@@ -13,3 +13,20 @@ export function isThenable<T>(value: Awaitable<T> | unknown): value is PromiseLi
 export function andThen<T, R>(value: Awaitable<T>, fn: (value: T) => Awaitable<R>): Awaitable<R> {
   return isThenable(value) ? Promise.resolve(value).then(fn) : fn(value);
 }
+
+/** Promises of frames that need not hold back the frames after them (see `pipelined`). */
+const PIPELINED = new WeakSet<object>();
+
+/**
+ * Marks `promise` as pipelined: a publish that waits only on the store's append. The inbox goes
+ * on with the connection's next frames meanwhile (bounded by `limits.maxInflight`); the
+ * dispatcher keeps deliveries of each topic in the order the appends were issued.
+ */
+export function pipelined<T>(promise: Promise<T>): Promise<T> {
+  PIPELINED.add(promise);
+  return promise;
+}
+
+export function isPipelined(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && PIPELINED.has(value);
+}

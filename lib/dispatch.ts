@@ -4,7 +4,7 @@
  * notifications and presence announcements all leave through here.
  */
 import type { Awaitable } from './awaitable.js';
-import { isThenable } from './awaitable.js';
+import { isThenable, pipelined } from './awaitable.js';
 import { BrokerError } from './errors.js';
 import type { Access } from './access.js';
 import type { Cluster, NotifyTarget } from './cluster.js';
@@ -41,6 +41,8 @@ export class Dispatcher {
   readonly #p: DispatchParts;
   /** Messages published (presence announcements included). */
   published = 0;
+  /** Per history topic, the delivery of its last publish still waiting on the store. */
+  readonly #pending = new Map<string, Promise<unknown>>();
 
   constructor(parts: DispatchParts) {
     this.#p = parts;
@@ -53,9 +55,23 @@ export class Dispatcher {
     const sentAt = Date.now();
     const h = options.history;
     if (h !== undefined && access.keepsHistory(topic)) {
-      const record = guardStore('publish', options.storeTimeoutMs, store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h));
-      if (isThenable(record)) {
-        return Promise.resolve(record).then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch));
+      const append = () => guardStore('publish', options.storeTimeoutMs, store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h));
+      const before = this.#pending.get(topic);
+      // A store that may number concurrent appends out of call order gets one at a time per topic.
+      const record = before === undefined || store.ordersAppends === true ? append() : before.then(append, append);
+      // (A record answered at once while earlier ones of the topic wait joins the queue too.)
+      if (isThenable(record) || before !== undefined) {
+        // Deliveries follow in call order, one topic at a time, even when a later append answers
+        // first; with the appends numbered in call order, subscribers receive in offset order.
+        const appended = Promise.resolve(record);
+        const after = before === undefined ? appended : before.then(() => appended, () => appended);
+        const delivered = after.then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch));
+        this.#pending.set(topic, delivered);
+        const settled = () => {
+          if (this.#pending.get(topic) === delivered) this.#pending.delete(topic);
+        };
+        delivered.then(settled, settled);
+        return pipelined(delivered);
       }
       return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
     }

@@ -4,8 +4,11 @@
  * Broadcast that follows it). A frame the protocol handles synchronously costs no promise at
  * all; while one is handled asynchronously the next ones wait in a queue, and reading pauses
  * when `maxInflight` are waiting (back-pressure on the client, not memory on the server).
+ * A pipelined frame (a publish waiting only on the store's append, see `pipelined`) does not hold
+ * back the frames after it; at most `maxInflight` of them are pending at once, and the dispatcher
+ * delivers each topic's publishes in the order they were appended.
  */
-import { isThenable } from './awaitable.js';
+import { isPipelined, isThenable } from './awaitable.js';
 import { BrokerError } from './errors.js';
 import type { ResolvedLimits } from './options.js';
 import { AbuseMeter, TokenBucket } from './rate-limit.js';
@@ -35,6 +38,8 @@ export class Inbox {
   #paused = false;
   /** A frame (or the protocol's open) is being handled asynchronously. */
   #busy = false;
+  /** Pipelined frames (publishes waiting on the store's append) not yet settled; at most maxInflight. */
+  #pipelined = 0;
   /** Frames waiting while busy: data and isBinary, flattened. */
   #queue: Array<Buffer | boolean> | null = null;
 
@@ -72,7 +77,7 @@ export class Inbox {
       }
       this.#abuse?.record(false, now);
     }
-    if (!this.#busy) {
+    if (!this.#busy && this.#pipelined < this.#maxInflight && (this.#queue === null || this.#queue.length === 0)) {
       this.#handle(data, isBinary);
       return;
     }
@@ -98,6 +103,18 @@ export class Inbox {
       this.#owner.failed(err, data, isBinary);
       return;
     }
+    if (isPipelined(result)) {
+      // Order is kept downstream (per topic, by the dispatcher): the next frames go on meanwhile.
+      this.#pipelined++;
+      Promise.resolve(result).then(
+        () => this.#unpipe(),
+        (err: unknown) => {
+          this.#owner.failed(err, data, isBinary);
+          this.#unpipe();
+        },
+      );
+      return;
+    }
     if (isThenable(result)) {
       this.#busy = true;
       Promise.resolve(result).then(
@@ -110,11 +127,17 @@ export class Inbox {
     }
   }
 
+  /** A pipelined frame settled: frames held back by the maxInflight bound may go on. */
+  #unpipe(): void {
+    this.#pipelined--;
+    if (!this.#busy) this.#next();
+  }
+
   /** The frame in progress is done: handle what queued behind it, until one goes async again. */
   #next(): void {
     this.#busy = false;
     const queue = this.#queue;
-    while (!this.#busy && queue !== null && queue.length > 0 && this.#queue !== null) {
+    while (!this.#busy && this.#pipelined < this.#maxInflight && queue !== null && queue.length > 0 && this.#queue !== null) {
       const data = queue.shift() as Buffer;
       const isBinary = queue.shift() as boolean;
       this.#handle(data, isBinary);

@@ -87,6 +87,13 @@ export interface Store {
    * synchronously (the memory store does), so a publish to a history topic costs no promise.
    */
   appendHistory(record: Omit<HistoryRecord, 'offset' | 'epoch'>, limits: HistoryLimits): Awaitable<HistoryRecord>;
+  /**
+   * True when appends to one topic get offsets in the order they were called, even while earlier
+   * ones have not answered (RedisStore: one connection, one script each). The broker then has
+   * several appends of a topic at the store at once; otherwise (the default) it waits for each
+   * topic's append to answer before it makes the next, so deliveries stay in offset order.
+   */
+  readonly ordersAppends?: boolean;
   /** Reads a topic's history. */
   readHistory(topic: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryPage>;
   /** Releases everything the store holds open. Idempotent. */

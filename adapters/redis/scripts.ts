@@ -20,6 +20,9 @@ local function ensure(meta, stream, candidate, metaTtl)
   return candidate
 end
 local function trimAge(stream, cutoff)
+  -- Usually the oldest entry is young enough: one entry read, nothing trimmed.
+  local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  if #oldest == 0 or tonumber(oldest[1][2][2]) >= cutoff then return end
   for _ = 1, 8 do
     local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 32)
     if #head == 0 then return end

@@ -17,7 +17,9 @@ import { APPEND, DRAIN, ENQUEUE, READ } from './scripts.js';
 export interface RedisStoreOptions {
   /**
    * The Redis to use: a client the host opened and closes itself, or a URL or connection options
-   * for a client the store opens and closes. Default `redis://127.0.0.1:6379`.
+   * for a client the store opens and closes. Default `redis://127.0.0.1:6379`. A client the store
+   * opens has `enableAutoPipelining: true` (concurrent appends share one write and one read); give
+   * a client of your own the same option, or each append costs its own round trip.
    */
   redis?: Redis | RedisOptions | string;
   /** Prefix of every key; must not contain `{` or `}`. Default `'switchyard:'`. */
@@ -73,6 +75,8 @@ export class RedisStore implements Store {
   readonly #queuedTtl: number;
   readonly #metaTtl: number;
   #closing: Promise<void> | undefined;
+  /** One connection, one script per append, run in the order sent: offsets follow call order. */
+  readonly ordersAppends = true;
 
   constructor(options: RedisStoreOptions = {}) {
     const prefix = options.keyPrefix ?? 'switchyard:';

@@ -4,7 +4,7 @@
  * (Status for Subscribe/Unsubscribe, Pong for Ping) come first (DESIGN.md "Acks").
  */
 import { createHash } from 'node:crypto';
-import { andThen, isThenable, type Awaitable } from '../awaitable.js';
+import { andThen, isPipelined, isThenable, pipelined, type Awaitable } from '../awaitable.js';
 import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
 import { parseObject, resolveMaxJsonDepth } from './json.js';
@@ -145,7 +145,20 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (!Object.hasOwn(data, 'payload')) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
       const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
-      return isThenable(result) ? Promise.resolve(result).then((r) => published(conn, req, r)) : published(conn, req, result);
+      if (!isThenable(result)) return published(conn, req, result);
+      // A publish waiting only on the store's append stays pipelined: the next frames go on meanwhile.
+      if (!isPipelined(result)) return Promise.resolve(result).then((r) => published(conn, req, r));
+      // Later frames may have replaced conn.state by the time this fails: the error names its request.
+      const id = req.id;
+      return pipelined(
+        Promise.resolve(result).then(
+          (r) => published(conn, req, r),
+          (err: unknown) => {
+            if (typeof id === 'string' && typeof err === 'object' && err !== null) requestOf.set(err, id);
+            throw err;
+          },
+        ),
+      );
     },
 
     async DirectMessage(conn, req) {
@@ -218,8 +231,14 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (error.code === 'SY_ERR_RATE_LIMITED') {
         id = raw === undefined ? undefined : peekId(raw);
       } else {
-        id = typeof conn.state === 'string' ? conn.state : undefined;
-        conn.state = undefined;
+        const cause: unknown = error.cause;
+        const pinned = requestOf.get(error) ?? (typeof cause === 'object' && cause !== null ? requestOf.get(cause) : undefined);
+        if (pinned !== undefined) {
+          id = pinned;
+        } else {
+          id = typeof conn.state === 'string' ? conn.state : undefined;
+          conn.state = undefined;
+        }
       }
       const details = { ...error.details, ...(id !== undefined && { message_id: id }) };
       conn.send({ type: 'Error', data: { code: error.status, message: error.message, details } } satisfies ErrorFrame);
@@ -346,6 +365,9 @@ function ackResult(conn: Connection, req: Request, result: unknown): void {
 const NO_OPTIONS: PublishOptions = Object.freeze({});
 
 /** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
+/** The request a pipelined Broadcast's failure belongs to. */
+const requestOf = new WeakMap<object, string>();
+
 function published(conn: Connection, req: Request, result: PublishResult): void {
   conn.state = undefined;
   if (req.id === undefined) return;
