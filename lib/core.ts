@@ -84,7 +84,10 @@ export class BrokerCore implements SessionHost, GateHost {
       options.bus ?? null,
       this.nodeId,
       {
-        publish: (delivery) => this.router.fanout(delivery.topic, delivery, null),
+        publish: (delivery, answer) => {
+          const recipients = this.router.fanout(delivery.topic, delivery, null);
+          answer?.(recipients);
+        },
         direct: (delivery) => this.dispatcher.directLocal(delivery),
         notify: (target, data, sentAt) => this.dispatcher.notifyLocal(target, data, sentAt),
         revoke: (target, reason) => this.revokeLocal(target, reason),
@@ -93,6 +96,7 @@ export class BrokerCore implements SessionHost, GateHost {
       },
       report,
       logger,
+      this.options.clusterAcks && { ...this.options.clusterAcks, skip: (topic) => this.presence.isPresenceTopic(topic) },
     );
     const parts = {
       options: this.options,

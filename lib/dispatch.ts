@@ -48,8 +48,17 @@ export class Dispatcher {
     this.#p = parts;
   }
 
-  /** Numbers the message (history topics, through the store), then delivers it. */
+  /**
+   * Numbers the message (history topics, through the store), then delivers it. With
+   * `clusterAcks`, the result waits for the other nodes' counts (lib/cluster-acks.ts).
+   */
   publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
+    const result = this.#publish(topic, payload, from, exclude, binary);
+    const acks = this.#p.cluster.counting;
+    return acks === null ? result : acks.settle(result);
+  }
+
+  #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
     const { options, store, access } = this.#p;
     const messageId = this.#p.newId();
     const sentAt = Date.now();
@@ -92,20 +101,22 @@ export class Dispatcher {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
     const recipients = this.#p.router.fanout(topic, delivery, exclude);
-    const cluster = this.#p.cluster;
-    if (cluster.enabled) cluster.send({
-      kind: 'publish', topic, payload, messageId, sentAt, from,
-      ...(binary && { binary: binary.toString('base64') }),
-      ...(offset !== undefined && { offset, epoch }),
-    });
-    this.published++;
-    const events = this.#p.events;
-    if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
     const result: PublishResult = { messageId, recipients };
     if (offset !== undefined) {
       result.offset = offset;
       result.epoch = epoch!;
     }
+    const cluster = this.#p.cluster;
+    if (cluster.enabled) cluster.send({
+      kind: 'publish', topic, payload, messageId, sentAt, from,
+      ...(binary && { binary: binary.toString('base64') }),
+      ...(offset !== undefined && { offset, epoch }),
+      // Cluster-wide acks: the other nodes answer with their counts (added to result.recipients).
+      ...(cluster.counting?.open(result, topic) === true && { ack: true as const }),
+    });
+    this.published++;
+    const events = this.#p.events;
+    if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
     return result;
   }
 

@@ -58,8 +58,13 @@ export interface PresenceInfo {
 
 export interface PublishResult {
   messageId: string;
-  /** Connections on this node the message was handed to. */
+  /**
+   * Connections the message was handed to: on this node, or with `clusterAcks` on every node
+   * that answered in time.
+   */
   recipients: number;
+  /** With `clusterAcks`: the nodes that did not answer within its timeout (absent when all did). */
+  missingNodes?: string[];
   offset?: number;
   /** Epoch of the topic's history `offset` belongs to (set whenever offset is). */
   epoch?: string;

@@ -291,7 +291,7 @@ async function receiveBinary(conn: Connection, raw: Buffer, handlers: NonNullabl
     data = Buffer.from(body.subarray(nameEnd));
     if (type === 'broadcast') {
       const result = await conn.publish(name, null, { binary: data });
-      extra = { recipients: result.recipients };
+      extra = { recipients: result.recipients, ...(result.missingNodes && { partial: true, missing_nodes: result.missingNodes }) };
     } else {
       const result = await conn.sendDirect(name, null, { binary: data });
       if (result.deliveredTo.length === 0) {
@@ -372,7 +372,8 @@ function published(conn: Connection, req: Request, result: PublishResult): void 
   conn.state = undefined;
   if (req.id === undefined) return;
   const offset = result.offset === undefined ? '' : `,"offset":${result.offset},"epoch":${JSON.stringify(result.epoch)}`;
-  conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}}}`);
+  const partial = result.missingNodes === undefined ? '' : `,"partial":true,"missing_nodes":${JSON.stringify(result.missingNodes)}`;
+  conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}${partial}}}`);
 }
 
 /** JSON of a payload; a value JSON cannot carry (undefined) is null. */
