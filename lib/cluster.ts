@@ -123,11 +123,15 @@ export class Cluster {
     }
     switch (message.kind) {
       case 'publish': {
-        const { topic, payload, messageId, sentAt, from, offset, epoch } = message;
-        const binary = decode(message.binary);
+        const { topic, payload, messageId, sentAt, from, offset } = message;
+        // The shape the dispatcher builds for a local publish (absent fields undefined, no spreads):
+        // one object shape through the fan-out, whichever node published.
+        const delivery: Delivery = {
+          kind: 'publish', topic, payload, messageId, sentAt, from,
+          binary: decode(message.binary), offset, epoch: offset === undefined ? undefined : message.epoch,
+        };
         const origin = message.node;
-        const answer = message.ack === true ? (n: number) => this.#acks?.answer(origin, messageId, n) : undefined;
-        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset, epoch }) }, answer);
+        this.#node.publish(delivery as Delivery & { kind: 'publish' }, message.ack === true ? (n: number) => this.#acks?.answer(origin, messageId, n) : undefined);
         return;
       }
       case 'direct': {

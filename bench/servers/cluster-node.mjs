@@ -1,6 +1,7 @@
 // One switchyard node for bench/cluster.mjs: the built package (dist/, through the package's
 // self-reference), bench settings as in switchyard.mjs, and RedisBus on BENCH_CHANNEL when given
-// (no bus otherwise: a single node). Prints {"port"} on stdout once listening.
+// (no bus otherwise: a single node), with `clusterAcks` when BENCH_ACKS is set. Prints {"port"} on
+// stdout once listening.
 import http from 'node:http';
 
 const { createBroker, envelope } = await import('switchyard');
@@ -12,6 +13,7 @@ const broker = createBroker({
   limits: { rate: false, maxBufferedBytes: 16 * 1024 * 1024, maxConnections: 1_000_000 },
   heartbeat: false,
   ...(bus && { bus }),
+  ...(process.env.BENCH_ACKS && { clusterAcks: true }),
 });
 broker.on('error', (err) => process.stderr.write(`cluster-node: ${err.message}\n`));
 const server = http.createServer((_req, res) => res.writeHead(404).end());
