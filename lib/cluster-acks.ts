@@ -16,7 +16,12 @@ import type { Membership } from './membership.js';
 import type { PublishResult } from './protocol.js';
 
 interface Waiting {
-  result: PublishResult;
+  /** The other nodes' counts so far. */
+  remote: number;
+  /** The publish's result, once the dispatcher has it (settle). */
+  result: PublishResult | null;
+  /** Nodes that did not answer in time (set when finished by the timeout). */
+  missing: string[] | null;
   /** The nodes expected to answer and not answered yet; null while membership is still warming up. */
   waiting: Set<string> | null;
   /** Nodes that answered without being expected (new since the publish, or during warm-up). */
@@ -76,7 +81,7 @@ export class ClusterAcks {
    * Called as a publish is handed to the bus, with this node's count: starts waiting for the
    * others. Returns whether to mark the bus message `ack` (false: nobody to wait for).
    */
-  open(result: PublishResult, topic: string): boolean {
+  open(messageId: string, topic: string): boolean {
     if (this.#options === null || this.#closed || this.#skip(topic)) return false;
     const now = Date.now();
     let waiting: Set<string> | null = null;
@@ -86,7 +91,7 @@ export class ClusterAcks {
       if (waiting.size === 0) return false;
     }
     const deadline = now + this.#options.timeoutMs;
-    this.#pending.set(result.messageId, { result, waiting, others: null, deadline, done: false, resolve: null });
+    this.#pending.set(messageId, { remote: 0, result: null, missing: null, waiting, others: null, deadline, done: false, resolve: null });
     if (this.#timer === undefined) this.#arm(deadline);
     return true;
   }
@@ -102,10 +107,11 @@ export class ClusterAcks {
 
   #settled(result: PublishResult): Awaitable<PublishResult> {
     const w = this.#pending.get(result.messageId);
-    if (w === undefined || w.result !== result) return result;
+    if (w === undefined || w.result !== null) return result;
+    w.result = result;
     if (w.done) {
       this.#pending.delete(result.messageId);
-      return w.result;
+      return complete(w, result);
     }
     // Pipelined: the connection's next frames go on while this one waits for the other nodes.
     return pipelined(new Promise<PublishResult>((resolve) => (w.resolve = resolve)));
@@ -124,7 +130,7 @@ export class ClusterAcks {
         if (w.others?.includes(from)) continue; // counted once
         (w.others ??= []).push(from);
       }
-      w.result.recipients += count as number;
+      w.remote += count as number;
       if (w.waiting !== null && w.waiting.size === 0) this.#finish(id, w, null);
     }
   }
@@ -148,10 +154,10 @@ export class ClusterAcks {
 
   #finish(id: string, w: Waiting, missing: string[] | null): void {
     w.done = true;
-    if (missing !== null && missing.length > 0) w.result.missingNodes = missing;
-    if (w.resolve !== null) {
+    if (missing !== null && missing.length > 0) w.missing = missing;
+    if (w.resolve !== null && w.result !== null) {
       this.#pending.delete(id);
-      w.resolve(w.result);
+      w.resolve(complete(w, w.result));
     }
   }
 
@@ -169,7 +175,7 @@ export class ClusterAcks {
         return;
       }
       if (w.done) {
-        this.#pending.delete(id); // finished, never settled (its publish threw): nothing waits
+        this.#pending.delete(id); // finished and never settled (its publish failed): nothing waits
         continue;
       }
       const missing = w.waiting !== null ? [...w.waiting] : this.#membership.alive().filter((n) => !w.others?.includes(n));
@@ -210,4 +216,11 @@ export class ClusterAcks {
     }
     this.#pending.clear();
   }
+}
+
+/** The publish's result with the other nodes' counts added and the silent ones named. */
+function complete(w: Waiting, result: PublishResult): PublishResult {
+  result.recipients += w.remote;
+  if (w.missing !== null) result.missingNodes = w.missing;
+  return result;
 }

@@ -101,22 +101,22 @@ export class Dispatcher {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
     const recipients = this.#p.router.fanout(topic, delivery, exclude);
-    const result: PublishResult = { messageId, recipients };
-    if (offset !== undefined) {
-      result.offset = offset;
-      result.epoch = epoch!;
-    }
     const cluster = this.#p.cluster;
     if (cluster.enabled) cluster.send({
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
       ...(offset !== undefined && { offset, epoch }),
-      // Cluster-wide acks: the other nodes answer with their counts (added to result.recipients).
-      ...(cluster.counting?.open(result, topic) === true && { ack: true as const }),
+      // Cluster-wide acks: the other nodes answer with their counts (added to recipients by publish()).
+      ...(cluster.counting?.open(messageId, topic) === true && { ack: true as const }),
     });
     this.published++;
     const events = this.#p.events;
     if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
+    const result: PublishResult = { messageId, recipients };
+    if (offset !== undefined) {
+      result.offset = offset;
+      result.epoch = epoch!;
+    }
     return result;
   }
 
