@@ -6,7 +6,7 @@ import http from 'node:http';
 
 const { createBroker, envelope } = await import('switchyard');
 const channel = process.env.BENCH_CHANNEL;
-const bus = channel ? new (await import('switchyard/redis')).RedisBus({ connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', channel, probeIntervalMs: 0 }) : undefined;
+const bus = channel ? new (await import('switchyard/redis')).RedisBus({ connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', channel, probeIntervalMs: 0, startTimeoutMs: 120_000 }) : undefined;
 const broker = createBroker({
   endpoints: [{ path: '/ws', protocol: envelope() }],
   authenticate: async ({ credentials }) => (credentials?.token ? { id: credentials.token, grants: [{ topic: '#', access: 'readwrite' }] } : null),
