@@ -50,15 +50,16 @@ export class Dispatcher {
 
   /**
    * Numbers the message (history topics, through the store), then delivers it. With
-   * `clusterAcks`, the result waits for the other nodes' counts (lib/cluster-acks.ts).
+   * `clusterAcks` (and `count`: the caller reports recipients), the result waits for the other
+   * nodes' counts (lib/cluster-acks.ts).
    */
-  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
-    const result = this.#publish(topic, payload, from, exclude, binary);
-    const acks = this.#p.cluster.counting;
+  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer, count = true): Awaitable<PublishResult> {
+    const acks = count ? this.#p.cluster.counting : null;
+    const result = this.#publish(topic, payload, from, exclude, binary, acks !== null);
     return acks === null ? result : acks.settle(result);
   }
 
-  #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
+  #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary: Buffer | undefined, count: boolean): Awaitable<PublishResult> {
     const { options, store, access } = this.#p;
     const messageId = this.#p.newId();
     const sentAt = Date.now();
@@ -74,7 +75,7 @@ export class Dispatcher {
         // first; with the appends numbered in call order, subscribers receive in offset order.
         const appended = Promise.resolve(record);
         const after = before === undefined ? appended : before.then(() => appended, () => appended);
-        const delivered = after.then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch));
+        const delivered = after.then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch, count));
         this.#pending.set(topic, delivered);
         const settled = () => {
           if (this.#pending.get(topic) === delivered) this.#pending.delete(topic);
@@ -82,9 +83,9 @@ export class Dispatcher {
         delivered.then(settled, settled);
         return pipelined(delivered);
       }
-      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch, count);
     }
-    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined);
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined, count);
   }
 
   #deliverPublish(
@@ -97,6 +98,7 @@ export class Dispatcher {
     sentAt: number,
     offset: number | undefined,
     epoch: string | undefined,
+    count: boolean,
   ): PublishResult {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
@@ -107,7 +109,7 @@ export class Dispatcher {
       ...(binary && { binary: binary.toString('base64') }),
       ...(offset !== undefined && { offset, epoch }),
       // Cluster-wide acks: the other nodes answer with their counts (added to recipients by publish()).
-      ...(cluster.counting?.open(messageId, topic) === true && { ack: true as const }),
+      ...(count && cluster.counting?.open(messageId, topic) === true && { ack: true as const }),
     });
     this.published++;
     const events = this.#p.events;

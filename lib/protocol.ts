@@ -83,6 +83,12 @@ export interface PublishOptions {
   echo?: boolean;
   /** Binary data for a binary broadcast. */
   binary?: Buffer;
+  /**
+   * With the broker's `clusterAcks`: false when the caller reports no `recipients` (no Ack to
+   * send), so the publish neither asks the other nodes for their counts nor waits for them.
+   * Default true.
+   */
+  clusterCount?: boolean;
 }
 
 /** One authenticated connection, as a protocol sees it. */

@@ -5,8 +5,8 @@
  * when the option is off. The same over Redis and NATS processes: cluster-acks-processes.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BrokerError, createBroker, envelope, MemoryBus, MemoryHub, type BrokerOptions, type BusMessage } from 'switchyard';
-import { connect, start, tokenAuth, until, type Client, type Running } from './helpers.js';
+import { BrokerError, createBroker, envelope, MemoryBus, MemoryHub, tagged, type BrokerOptions, type BusMessage } from 'switchyard';
+import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
 
 let nodes: Running[] = [];
 let clients: Client[] = [];
@@ -152,6 +152,26 @@ describe('cluster-wide acks over a MemoryHub', () => {
     expect(heard.filter((m) => 'ack' in m)).toEqual([]);
     const others = heard.filter((m) => m.kind !== 'publish');
     expect(others.map((m) => [m.kind, m.node]).sort()).toEqual([['hello', a.broker.nodeId], ['hello', b.broker.nodeId]].sort());
+  });
+
+  it('neither asks nor waits when nobody reads the count: a Broadcast without id, the tagged protocol', async () => {
+    const hub = new MemoryHub();
+    // Acks would wait a minute for a node that never answers: any publish that waited would stall here.
+    const a = await start({ ...base, endpoints: [...base.endpoints, { path: '/tagged', protocol: tagged() }], bus: new MemoryBus(hub), clusterAcks: { timeoutMs: 60_000 } });
+    nodes.push(a);
+    const silent = await listener(hub, 'silent-node');
+    await silent.bus.publish({ v: 1, node: 'silent-node', kind: 'hello', intervalMs: 60_000, acks: false });
+    const sub = await client(a, 'sub', ['t/#']);
+    const pub = await client(a, 'pub');
+    pub.sendJson({ type: 'Broadcast', data: { topic: 't/1', payload: 1 } });
+    const tg = new Client(a.url('/tagged?token=tg&tags=t/x'));
+    clients.push(tg);
+    await tg.opened;
+    tg.ws.send(JSON.stringify({ tag: 't/2', message: 2 }));
+    tg.ws.send(JSON.stringify({ tag: 't/3', message: 3 }));
+    await until(() => sub.frames.filter((f) => f.type === 'Broadcast').length === 3, 'three broadcasts');
+    const published = silent.heard.filter((m): m is BusMessage & { kind: 'publish' } => m.kind === 'publish' && m.topic.startsWith('t/'));
+    expect(published.map((m) => [m.topic, m.ack])).toEqual([['t/1', undefined], ['t/2', undefined], ['t/3', undefined]]);
   });
 
   it('refuses invalid clusterAcks options', () => {

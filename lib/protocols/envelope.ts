@@ -144,7 +144,8 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
       if (!Object.hasOwn(data, 'payload')) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
-      const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
+      const options = data.echo === undefined ? (req.id === undefined ? NO_COUNT : NO_OPTIONS) : { echo: data.echo, ...(req.id === undefined && NO_COUNT) };
+      const result = conn.publish(data.topic, data.payload, options);
       if (!isThenable(result)) return published(conn, req, result);
       // A publish waiting only on the store's append stays pipelined: the next frames go on meanwhile.
       if (!isPipelined(result)) return Promise.resolve(result).then((r) => published(conn, req, r));
@@ -363,6 +364,8 @@ function ackResult(conn: Connection, req: Request, result: unknown): void {
 }
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
+/** A Broadcast without an id has no Ack: with `clusterAcks`, no cluster-wide count to wait for. */
+const NO_COUNT: PublishOptions = Object.freeze({ clusterCount: false });
 
 /** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
 /** The request a pipelined Broadcast's failure belongs to. */
