@@ -4,7 +4,7 @@
  * `npm run mutate` survivors (issue 19): no test of the core's own files reached either.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BrokerError, createBroker, envelope, type Broker } from 'switchyard';
+import { BrokerError, covers, createBroker, envelope, type Broker } from 'switchyard';
 import { hasWildcard, resolveTopicSyntax } from '../lib/topics.js';
 
 let broker: Broker | undefined;
@@ -73,5 +73,21 @@ describe('hasWildcard', () => {
     expect(hasWildcard(dotted, 'a.*')).toBe(true);
     expect(hasWildcard(dotted, 'a.>')).toBe(true);
     expect(hasWildcard(dotted, 'a/+/#')).toBe(false);
+  });
+});
+
+describe('covers with a malformed pattern (grants and history.topics are not validated)', () => {
+  const mqtt = resolveTopicSyntax();
+
+  it("treats a '#' glued to text as text: 'ab#' covers nothing under 'a'", () => {
+    expect(covers(mqtt, 'ab#', 'a')).toBe(false);
+    expect(covers(mqtt, 'ab#', 'a/x')).toBe(false);
+    expect(covers(mqtt, 'a#', '')).toBe(false);
+    expect(covers(mqtt, 'a#', '/x')).toBe(false);
+  });
+
+  it("never lets a leading '#' level reach a '$' topic, even with levels after it", () => {
+    expect(covers(mqtt, '#/a', '$SYS/a')).toBe(false);
+    expect(covers(mqtt, '#/a', 'x/a')).toBe(true); // '#' covers the rest, whatever follows it
   });
 });
