@@ -12,6 +12,15 @@
 //     protocol's rootFilters).
 //   `if (entries.length === 0) return null` → `if (false)`: an empty filter then compiles to no
 //     fields, and a filter with no fields passes every payload, as null does.
+// lib/frame.ts
+//   frameBytes `typeof frame === 'string'` → `true`: Buffer.from(buffer, 'latin1') copies a
+//     Buffer byte for byte (the encoding is ignored), so only the object's identity changes.
+//   `Buffer.byteLength(text, 'utf8')` and `frame.write(text, at, 'utf8')` with '' for 'utf8':
+//     an empty encoding falls back to UTF-8, the default.
+//   Not equivalent, but out of Stryker's reach: `MAX_STRING_FRAME = 4 * 1024` → `4 / 1024` is a
+//     static mutant (evaluated once at import), and vitest.stryker.config.ts's `isolate: false`
+//     keeps the first import, so the mutant is never active. Applied by hand it fails
+//     test/core-frame.test.ts ('are used for small ASCII text, up to 4 KiB') and test/frame.test.ts.
 // lib/rate-limit.ts
 //   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
 // lib/topic-index.ts
@@ -21,9 +30,21 @@
 //   #prune and Node.isEmpty mutants (about 10): pruning only frees trie nodes nobody subscribes
 //     to; an empty node left behind matches nothing, so no public behaviour changes. They are
 //     not equivalent for memory, which no test measures.
-// lib/topics.ts (from reading, not yet confirmed by a full run): the '#' and 'prefix/#' fast
-//   paths in covers() give the same answers as the level-by-level path when turned off;
-//   `i >= n.length` → `>` is caught by the final length comparison; `n[0]?.` always has a level.
+// lib/topics.ts (each checked against the code; the malformed-pattern tests in
+//   test/core-topics-assert.test.ts kill the two fast-path mutants that were not equivalent):
+//   checkTopic's loop `i < length` → `i <= length`: the extra pass reads charCodeAt(length), NaN,
+//     which is neither the separator nor a wildcard.
+//   firstWildcard `multi === -1 ? single : Math.min(…)` → `true ? single`: when both wildcards
+//     occur, returning the '+' index never takes the 'prefix/#' fast path (that needs a '#' there),
+//     and the minimum never takes it either ('#' first and last leaves no room for a '+').
+//   covers(): the '#' fast path off (`if (false)`), the concrete fast path off (`wildAt === -1`),
+//     and the 'prefix/#' fast path off or never taken (`if (false)`, `{}`, `wildAt !== …`,
+//     `outer.length + 1`, `wildAt + 1`, `outer[wildAt - 1] !== separator`) or taken also when the
+//     '#' is not last (`wildAt === outer.length - 1` → `true`): the level-by-level path gives the
+//     same answer for every outer, malformed too (it stops at the first '#' level with true, and
+//     a concrete outer matches only itself): they are speed-ups only.
+//   `n[0]?.startsWith` → `n[0].startsWith`: split() always returns at least one level.
+//   `o[0] === syntax.multi` → `false` is NOT equivalent (a malformed '#/a' would reach '$SYS/a').
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
