@@ -305,3 +305,130 @@ describe('history across topics', () => {
     expect(await s.readHistory('none', { since: { offset: 0, epoch: 'elsewhere' } }, ROOMY)).toMatchObject({ complete: false });
   });
 });
+
+describe('defaults', () => {
+  it('keeps a queued direct message for 24 hours', async () => {
+    const s = store();
+    const now = Date.now();
+    await s.enqueueDirect(direct('bob', 1, { sentAt: now - 25 * HOUR }));
+    await s.enqueueDirect(direct('bob', 2, { sentAt: now - 23 * HOUR }));
+    expect(ids(await s.drainDirect('bob'))).toEqual(['d002']);
+  });
+
+  it('holds more than one principal’s or topic’s budget (1 MiB) in total', async () => {
+    const big = 'x'.repeat(700 * 1024);
+    const s = store();
+    for (const p of ['ann', 'bob', 'cat']) expect(await s.enqueueDirect(direct(p, 1, { payload: big }))).toBe(true);
+    for (const t of ['a', 'b', 'c']) s.appendHistory(rec(t, 1, { payload: big }), ROOMY);
+    for (const p of ['ann', 'bob', 'cat']) expect(await s.drainDirect(p)).toHaveLength(1);
+    for (const t of ['a', 'b', 'c']) expect((await s.readHistory(t, {}, ROOMY)).records).toHaveLength(1);
+  });
+
+  it('keeps queues for 10,000 principals, and drops the least recently used past that', async () => {
+    const s = store();
+    for (let p = 0; p <= 10_000; p++) await s.enqueueDirect(direct(`user${p}`, 1, { payload: null }));
+    expect(await s.drainDirect('user0')).toEqual([]);
+    expect(await s.drainDirect('user1')).toHaveLength(1);
+    expect(await s.drainDirect('user10000')).toHaveLength(1);
+  });
+});
+
+describe('the sweep timer and its bounds', () => {
+  it('never sweeps with sweepIntervalMs 0 (a store sweeping every millisecond, started after it, shows time passed)', async () => {
+    const brief = { maxMessages: 100, maxAgeMs: 1 };
+    const never = new MemoryStore({ sweepIntervalMs: 0 });
+    const often = new MemoryStore({ sweepIntervalMs: 1 });
+    stores.push(never, often);
+    never.appendHistory(rec('t', 1), brief);
+    const held = never.bytes.history;
+    expect(held).toBeGreaterThan(0);
+    // Timers of one duration fire in the order they were set, so a timer `never` had set
+    // (setInterval(…, 0) runs every millisecond) runs before each of `often`'s sweeps: once
+    // `often` has freed a record that expired after `never`'s, and then swept once more,
+    // such a timer would have freed `never`'s record too.
+    for (let round = 0; round < 2; round++) {
+      often.appendHistory(rec('t', round), brief);
+      while (often.bytes.history > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(never.bytes.history).toBe(held);
+  });
+
+  it('visits at most 1,000 topics and 1,000 principals per sweep, least recently used first', async () => {
+    const size = recordSize();
+    const qsize = await directSize();
+    const s = store({ queuedTtlMs: HOUR });
+    const now = Date.now();
+    const limits = { maxMessages: 100, maxAgeMs: HOUR };
+    for (let t = 0; t < 1002; t++) s.appendHistory(rec(`topic${t}`, 1, { sentAt: now }), limits);
+    for (let p = 0; p < 1002; p++) await s.enqueueDirect(direct(`user${p}`, 1, { sentAt: now }));
+    expect(s.bytes).toEqual({ history: 1002 * size, queued: 1002 * qsize });
+    const later = now + 2 * HOUR; // everything has expired by then
+    s.sweep(later);
+    // The two most recently used topics and principals were not visited yet.
+    expect(s.bytes).toEqual({ history: 2 * size, queued: 2 * qsize });
+    // Regression: the next sweep visited the same 1,000 least recently used topics again (kept,
+    // emptied, for their offsets and epoch) and never reached the others.
+    s.sweep(later);
+    expect(s.bytes).toEqual({ history: 0, queued: 0 });
+    expect(await s.readHistory('topic1001', {}, ROOMY)).toMatchObject({ records: [], latestOffset: 1 });
+  });
+
+  it('reaches every idle topic on later sweeps, however many emptied ones it has swept before', async () => {
+    const size = recordSize();
+    const s = store();
+    const now = Date.now();
+    const limits = { maxMessages: 100, maxAgeMs: HOUR };
+    for (let t = 0; t < 1500; t++) s.appendHistory(rec(`old${t}`, 1, { sentAt: now }), limits);
+    s.sweep(now + 2 * HOUR); // empties old0..old999
+    for (let t = 0; t < 3; t++) s.appendHistory(rec(`new${t}`, 1, { sentAt: now + 2 * HOUR }), limits);
+    expect(s.bytes.history).toBe(503 * size);
+    s.sweep(now + 2 * HOUR); // old1000..old1499 have expired; the new ones have not
+    expect(s.bytes.history).toBe(3 * size);
+  });
+
+  it('expires history at exactly maxAgeMs, to the millisecond, at the time given', async () => {
+    const size = recordSize();
+    const s = store();
+    const now = Date.now();
+    s.appendHistory(rec('t', 1, { sentAt: now - 1000 }), { maxMessages: 100, maxAgeMs: 1000 });
+    s.sweep(now);
+    expect(s.bytes.history).toBe(size);
+    s.sweep(now + 1);
+    expect(s.bytes.history).toBe(0);
+  });
+});
+
+describe('edges of what is kept', () => {
+  it('keeps the newest record even when it alone is larger than the total history budget', async () => {
+    const size = recordSize();
+    const s = store({ maxHistoryBytesPerTopic: size, maxHistoryBytes: 2 * size });
+    s.appendHistory(rec('small', 1), ROOMY);
+    const big = s.appendHistory(rec('big', 1, { payload: 'y'.repeat(10 * size) }), ROOMY);
+    const page = await s.readHistory('big', { since: { offset: 0, epoch: big.epoch } }, ROOMY);
+    expect(page).toMatchObject({ complete: true, epoch: big.epoch, latestOffset: 1 });
+    expect(page.records.map((r) => r.messageId)).toEqual(['m001']);
+    expect((await s.readHistory('small', {}, ROOMY)).records).toEqual([]); // the other topic made room
+  });
+
+  it('keeps a message with no JSON payload (binary only) in history and in the queue', async () => {
+    const s = store();
+    const binary = Buffer.from([0, 1, 2, 255]);
+    s.appendHistory({ ...rec('t', 1), payload: undefined, binary }, ROOMY);
+    await s.enqueueDirect(direct('bob', 1, { payload: undefined, binary }));
+    const [record] = (await s.readHistory('t', {}, ROOMY)).records;
+    expect(record!.payload).toBeUndefined();
+    expect(record!.binary).toEqual(binary);
+    const [message] = await s.drainDirect('bob');
+    expect(message!.payload).toBeUndefined();
+    expect(message!.binary).toEqual(binary);
+  });
+
+  it('frees everything it held on close', async () => {
+    const s = store();
+    s.appendHistory(rec('t', 1), ROOMY);
+    await s.enqueueDirect(direct('bob', 1));
+    expect(s.bytes.history).toBeGreaterThan(0);
+    await s.close();
+    expect(s.bytes).toEqual({ history: 0, queued: 0 });
+  });
+});
