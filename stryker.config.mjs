@@ -21,6 +21,36 @@
 //     static mutant (evaluated once at import), and vitest.stryker.config.ts's `isolate: false`
 //     keeps the first import, so the mutant is never active. Applied by hand it fails
 //     test/core-frame.test.ts ('are used for small ASCII text, up to 4 KiB') and test/frame.test.ts.
+// lib/memory-store.ts
+//   LRU dispose `reason === 'evict' || reason === 'delete'` (→ `true`, `'delete'` → false/`!==`/""):
+//     the history LRU disposes only by 'evict' (max, pop) and 'delete' (clear() in close, after
+//     which nothing reads an epoch); it has no TTL and set() never replaces a topic's history.
+//     `#generation++` → `--`: epochs only need to differ from every earlier one.
+//   sweep: `history === undefined` → `false`, `queue === undefined` → `false` and
+//     peek's `{ allowStale: true }` → `{}`/`false`: rvalues() yields no undefined, and purgeStale()
+//     has just dropped every stale queue, so peek always finds the queue rkeys() named.
+//     `const empty = []` → `["Stryker was here"]`: deletes the queue of a principal of that name
+//     only. `if (dropped === 0) continue` → `if (false)`: with nothing dropped the rest changes
+//     nothing (no bytes, no splice; a kept queue is never empty).
+//   enqueueDirect `this.#queues.size > 1` → `true`/`>= 1`: the queue just appended to is the most
+//     recently used and holds at most the per-principal budget, which the total never is below,
+//     so the total is met before it would be popped. (Not so for history, whose newest record is
+//     kept whatever its size: that `> 1` is tested.)
+//   drainDirect `m.sentAt < oldest` → `<=`: `oldest` is Date.now() at the drain, a millisecond no
+//     test can aim at without a fake clock; the sweep's same edge is tested through sweep(now).
+//   appendHistory `if (record.binary !== undefined)` → `true`: sets `binary: undefined`, which
+//     every reader treats as absent (`binary !== undefined`).
+//   keep() `payload === undefined ? undefined : JSON.stringify(…)` → `false`: JSON.stringify of
+//     undefined is undefined.
+//   trim `if (start === history.start) return 0` → `if (false)`: with nothing dropped the rest frees
+//     0 bytes and leaves the window as it is.
+//   trim's compaction (`start >= 1024 && start * 2 >= records.length` → true/false/`||`/`>`/`<`,
+//     about 9) and the EVICTED overwrite (`{}`, `i >= start`, `false`): when and whether dropped
+//     records are spliced out or blanked changes memory only; reads see the same window (a test
+//     reads across compactions). Not equivalent for memory, which no test measures.
+//   Static mutants (`MiB = 1024 / 1024`, EVICTED's fields): evaluated once at import, so with
+//     `isolate: false` Stryker never activates them; MiB applied by hand fails
+//     test/memory-store-budgets.test.ts and test/memory-store.test.ts.
 // lib/rate-limit.ts
 //   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
 // lib/topic-index.ts
@@ -56,6 +86,7 @@ export default {
   mutate: [
     'lib/topics.ts',
     'lib/grants.ts',
+    'lib/memory-store.ts',
     'lib/filter.ts',
     'lib/rate-limit.ts',
     'lib/topic-index.ts',
@@ -69,6 +100,8 @@ export default {
   testFiles: [
     'test/core-*.test.ts',
     'test/topics.test.ts',
+    'test/memory-store*.test.ts',
+    'test/store.test.ts',
     'test/frame.test.ts',
     'test/envelope.test.ts',
     'test/events.test.ts',
