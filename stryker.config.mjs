@@ -61,7 +61,7 @@
 //     to; an empty node left behind matches nothing, so no public behaviour changes. They are
 //     not equivalent for memory, which no test measures.
 // lib/topics.ts (each checked against the code; the malformed-pattern tests in
-//   test/core-topics-assert.test.ts kill the two fast-path mutants that were not equivalent):
+//   test/core-topics-assert.test.ts kill the three fast-path mutants that were not equivalent):
 //   checkTopic's loop `i < length` → `i <= length`: the extra pass reads charCodeAt(length), NaN,
 //     which is neither the separator nor a wildcard.
 //   firstWildcard `multi === -1 ? single : Math.min(…)` → `true ? single`: when both wildcards
@@ -69,12 +69,12 @@
 //     and the minimum never takes it either ('#' first and last leaves no room for a '+').
 //   covers(): the '#' fast path off (`if (false)`), the concrete fast path off (`wildAt === -1`),
 //     and the 'prefix/#' fast path off or never taken (`if (false)`, `{}`, `wildAt !== …`,
-//     `outer.length + 1`, `wildAt + 1`, `outer[wildAt - 1] !== separator`) or taken also when the
-//     '#' is not last (`wildAt === outer.length - 1` → `true`): the level-by-level path gives the
-//     same answer for every outer, malformed too (it stops at the first '#' level with true, and
-//     a concrete outer matches only itself): they are speed-ups only.
+//     `outer.length + 1`, `wildAt + 1`) or taken also when the '#' is not last
+//     (`wildAt === outer.length - 1` → `true`): the level-by-level path gives the same answer for
+//     every outer, malformed too (it stops at the first '#' level with true, and a concrete outer
+//     matches only itself): they are speed-ups only. (Not so for the '#' glued to text ('ab#') or
+//     a leading '#' level ('#/a'): those three mutants are tested.)
 //   `n[0]?.startsWith` → `n[0].startsWith`: split() always returns at least one level.
-//   `o[0] === syntax.multi` → `false` is NOT equivalent (a malformed '#/a' would reach '$SYS/a').
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
