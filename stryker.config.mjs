@@ -17,9 +17,13 @@
 //     Buffer byte for byte (the encoding is ignored), so only the object's identity changes.
 //   `Buffer.byteLength(text, 'utf8')` and `frame.write(text, at, 'utf8')` with '' for 'utf8':
 //     an empty encoding falls back to UTF-8, the default.
+//   truncateReason `reason.slice(0, 120)` → `reason`: the loop then cuts from the whole reason to
+//     the same longest prefix of at most 120 bytes (no prefix that fits is over 120 units long);
+//     the slice only bounds the loop for long reasons.
 //   Not equivalent, but out of Stryker's reach: `MAX_STRING_FRAME = 4 * 1024` → `4 / 1024` is a
-//     static mutant (evaluated once at import), and vitest.stryker.config.ts's `isolate: false`
-//     keeps the first import, so the mutant is never active. Applied by hand it fails
+//     static mutant (evaluated once at import). StrykerJS 9.6.1 with `testFiles` activates static
+//     mutants only after the module is imported (stryker-js issue #6144; also without
+//     `isolate: false`, tried), so it always survives. Applied by hand it fails
 //     test/core-frame.test.ts ('are used for small ASCII text, up to 4 KiB') and test/frame.test.ts.
 // lib/memory-store.ts
 //   LRU dispose `reason === 'evict' || reason === 'delete'` (→ `true`, `'delete'` → false/`!==`/""):
@@ -48,9 +52,9 @@
 //     about 9) and the EVICTED overwrite (`{}`, `i >= start`, `false`): when and whether dropped
 //     records are spliced out or blanked changes memory only; reads see the same window (a test
 //     reads across compactions). Not equivalent for memory, which no test measures.
-//   Static mutants (`MiB = 1024 / 1024`, EVICTED's fields): evaluated once at import, so with
-//     `isolate: false` Stryker never activates them; MiB applied by hand fails
-//     test/memory-store-budgets.test.ts and test/memory-store.test.ts.
+//   Static mutants (`MiB = 1024 / 1024`, EVICTED's fields) always survive (stryker-js #6144, see
+//     lib/frame.ts); MiB applied by hand fails test/memory-store-budgets.test.ts and
+//     test/memory-store.test.ts. EVICTED is never read (see the overwrite above).
 // lib/rate-limit.ts
 //   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
 // lib/topic-index.ts
