@@ -69,6 +69,9 @@ class SharedStore implements Store {
   readonly inner = new MemoryStore();
   reads = 0;
   failReads = false;
+  /** Reads wait here while set, until releaseReads(). */
+  holdReads = false;
+  #heldReads: Array<() => void> = [];
   enqueueDirect(message: QueuedDirect): Promise<boolean> {
     return this.inner.enqueueDirect(message);
   }
@@ -81,7 +84,15 @@ class SharedStore implements Store {
   async readHistory(topic: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryPage> {
     this.reads++;
     if (this.failReads) throw new Error('store down');
+    if (this.holdReads) await new Promise<void>((resolve) => this.#heldReads.push(resolve));
     return this.inner.readHistory(topic, query, limits);
+  }
+  get heldReads(): number {
+    return this.#heldReads.length;
+  }
+  releaseReads(): void {
+    this.holdReads = false;
+    for (const resolve of this.#heldReads.splice(0)) resolve();
   }
   async close(): Promise<void> {}
 }
@@ -236,6 +247,53 @@ describe('ordering across publishing nodes', () => {
     const latest = (await all[0]!.running.broker.history(topic, { limit: 1 })).latestOffset;
     await receivedAll(late, topic, latest - 4);
     expect(offsets(late, topic)).toEqual(range(5, latest));
+  });
+});
+
+describe('at the bounds', () => {
+  it('with too many waiting while a read is out, delivers them in order, skips the hole and reports it', async () => {
+    const store = new SharedStore();
+    const [a, b, c] = await cluster(3, store, { history: { topics: ['ordered/#'], reorderMaxBuffered: 3, reorderWaitMs: 60_000 } });
+    const topic = 'ordered/full';
+    const sub = await client(c!, 'sub');
+    await sub.request('Subscribe', { topics: [topic] });
+    c!.bus.holdIf = (m) => m.node === a!.running.broker.nodeId && m.kind === 'publish';
+    store.holdReads = true;
+    await a!.running.broker.publish(topic, 1);
+    for (let i = 2; i <= 4; i++) await b!.running.broker.publish(topic, i);
+    // Three waiting: the store is read at once, without waiting reorderWaitMs (a minute here).
+    await until(() => store.heldReads === 1, 'the read of the missing offset');
+    await b!.running.broker.publish(topic, 5);
+    await receivedAll(sub, topic, 4);
+    expect(offsets(sub, topic)).toEqual([2, 3, 4, 5]);
+    expect(c!.errors.map((e) => [e.code, e.context])).toEqual([
+      ['SY_ERR_BUS_GAP', { during: 'ordering', topic, epoch: expect.any(String), lost: { from: 1, to: 1 }, reason: 'more than 3 messages waiting' }],
+    ]);
+    // The read's answer and the late copy come after: both are duplicates now.
+    store.releaseReads();
+    c!.bus.release();
+    await b!.running.broker.publish(topic, 6);
+    await receivedAll(sub, topic, 5);
+    expect(offsets(sub, topic)).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('reports what the store no longer keeps after a gap and delivers what it keeps, in order', async () => {
+    const store = new SharedStore();
+    const [a, c] = await cluster(2, store, { history: { topics: ['ordered/#'], maxMessages: 3 } });
+    const topic = 'ordered/trimmed';
+    const sub = await client(c!, 'sub');
+    await sub.request('Subscribe', { topics: [topic] });
+    await a!.running.broker.publish(topic, 1);
+    await receivedAll(sub, topic, 1);
+    c!.bus.lose();
+    for (let i = 2; i <= 7; i++) await a!.running.broker.publish(topic, i);
+    c!.bus.back();
+    await receivedAll(sub, topic, 4);
+    expect(broadcasts(sub, topic).map((f) => f.data.payload)).toEqual([1, 5, 6, 7]);
+    expect(offsets(sub, topic)).toEqual([1, 5, 6, 7]);
+    expect(c!.errors.filter((e) => e.context?.during === 'ordering').map((e) => e.context)).toEqual([
+      { during: 'ordering', topic, epoch: expect.any(String), lost: { from: 2, to: 4 }, reason: 'no longer kept by the store' },
+    ]);
   });
 });
 
