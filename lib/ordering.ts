@@ -195,7 +195,13 @@ export class Ordering {
 
   #place(order: TopicOrder, d: Publish, exclude: Session | null, local: boolean): Awaitable<number> {
     const offset = d.offset!;
-    if (order.next === ANCHORING) return order.waiting.has(offset) ? 0 : this.#wait(order, d, exclude, local);
+    if (order.next === ANCHORING) {
+      if (order.waiting.has(offset)) return 0;
+      const placed = this.#wait(order, d, exclude, local);
+      // The store is slow to say where the topic stands: start from what came instead.
+      if (order.waiting.size >= this.#p.settings.maxBuffered) this.#start(order, undefined);
+      return placed;
+    }
     if (order.next === UNANCHORED) {
       order.epoch = d.epoch!;
       order.next = offset;
@@ -329,7 +335,11 @@ export class Ordering {
       this.#p.report(err, { during: 'ordering', topic: order.topic });
     }
     order.anchored = undefined;
-    if (this.#topics.get(order.topic) !== order) return;
+    if (this.#topics.get(order.topic) === order && order.next === ANCHORING) this.#start(order, page);
+  }
+
+  /** Ends anchoring: the sequence starts at the store's position (or, without one, at the lowest that came). */
+  #start(order: TopicOrder, page: HistoryPage | undefined): void {
     order.next = UNANCHORED;
     if (page !== undefined) {
       order.epoch = page.epoch;
