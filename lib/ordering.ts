@@ -221,7 +221,7 @@ export class Ordering {
     if (order.waiting.has(offset)) return 0;
     const placed = this.#wait(order, d, exclude, local);
     if (order.waiting.size >= this.#p.settings.maxBuffered) {
-      if (order.reading) this.#skip(order, `more than ${this.#p.settings.maxBuffered} messages waiting`);
+      if (order.reading) this.#skip(order, `${this.#p.settings.maxBuffered} messages waiting while the store was read`);
       else void this.#read(order);
     } else if (!order.reading && order.timer === undefined) {
       order.timer = setTimeout(() => void this.#read(order), this.#p.settings.waitMs);
