@@ -45,6 +45,8 @@ export interface BrokerStats {
   deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
+  /** History topics this node keeps in offset order across nodes now (with a bus; lib/ordering.ts). */
+  orderedTopics: number;
 }
 
 export class BrokerCore implements SessionHost, GateHost {
@@ -282,6 +284,7 @@ export class BrokerCore implements SessionHost, GateHost {
       slowConsumersClosed: this.#slowConsumersClosed,
       delivered: this.router.delivered,
       deflated: this.router.deflated,
+      orderedTopics: this.ordering?.topics ?? 0,
     };
   }
 

@@ -295,6 +295,23 @@ describe('at the bounds', () => {
       { during: 'ordering', topic, epoch: expect.any(String), lost: { from: 2, to: 4 }, reason: 'no longer kept by the store' },
     ]);
   });
+
+  it('orders only topics with subscribers here, forgets one once the last leaves, and past the cap delivers new ones as they come', async () => {
+    const store = new SharedStore();
+    const [a, b] = await cluster(2, store, { history: { topics: ['ordered/#'], reorderMaxTopics: 2 } });
+    const stats = () => b!.running.broker.stats().orderedTopics;
+    await a!.running.broker.publish('ordered/nobody', 0);
+    const sub = await client(b!, 'sub');
+    await sub.request('Subscribe', { topics: ['ordered/1', 'ordered/2'] });
+    expect(stats()).toBe(2);
+    await sub.request('Subscribe', { topics: ['ordered/3'] });
+    expect(stats()).toBe(2);
+    expect(b!.errors.map((e) => [e.code, e.context])).toEqual([['SY_ERR_BACKEND', { during: 'ordering', topic: 'ordered/3' }]]);
+    await a!.running.broker.publish('ordered/3', 'unordered but delivered');
+    await receivedAll(sub, 'ordered/3', 1);
+    await sub.request('Unsubscribe', { topics: ['ordered/1', 'ordered/2', 'ordered/3'] });
+    await until(() => stats() === 0, 'the topics to be forgotten', 10_000);
+  });
 });
 
 describe('a bus gap', () => {
