@@ -1,8 +1,11 @@
 // Cross-node fan-out over RedisBus, as a ratio of single-node fan-out in the same run, and the cost
 // of cluster-wide acks.
 //
-//   npm run build && node bench/cluster.mjs [--subscribers=500] [--runs=3] [--measure=4000]
+//   npm run build && node bench/cluster.mjs [--subscribers=500] [--runs=3] [--measure=4000] [--history]
 //
+// With --history the topic keeps history in a RedisStore on the shared Redis (every layout, a key
+// prefix per round, deleted after it): every publish is appended and numbered, and on two nodes
+// every delivery goes through the ordering of history topics (lib/ordering.ts).
 // Four layouts, interleaved round by round, each on fresh node processes (bench/servers/
 // cluster-node.mjs), the delivering node pinned to CPU 0 and the other node to CPU 1:
 //   single  one node, no bus: publisher and subscribers on it (the baseline);
@@ -34,6 +37,7 @@ const MEASURE = arg('measure', 4000);
 const WINDOW = arg('window', 64);
 const node = fileURLToPath(new URL('./servers/cluster-node.mjs', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
+const HISTORY = process.argv.includes('--history');
 
 const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
@@ -44,10 +48,10 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / TICK; // utime, stime (fields 14 and 15)
 }
 
-function startNode(cpu, channel, acks) {
+function startNode(cpu, channel, prefix, acks) {
   const child = spawn('taskset', ['-c', String(cpu), process.execPath, node], {
     cwd: root,
-    env: { ...process.env, ...(channel && { BENCH_CHANNEL: channel }), ...(acks && { BENCH_ACKS: '1' }) },
+    env: { ...process.env, ...(channel && { BENCH_CHANNEL: channel }), ...(prefix && { BENCH_STORE_PREFIX: prefix }), ...(acks && { BENCH_ACKS: '1' }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -66,9 +70,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function measure(layout) {
   const channel = layout === 'single' ? undefined : `bench:cluster:${randomUUID()}`;
+  const prefix = HISTORY ? `bench:cluster:${randomUUID()}:` : undefined;
   const acks = layout === 'acks';
-  const b = await startNode(0, channel, acks);
-  const a = layout === 'single' ? null : await startNode(1, channel, acks);
+  const b = await startNode(0, channel, prefix, acks);
+  const a = layout === 'single' ? null : await startNode(1, channel, prefix, acks);
   const topic = 'bench/cluster';
   let delivered = 0;
   let published = 0;
@@ -128,7 +133,17 @@ async function measure(layout) {
     n.child.kill('SIGKILL');
     await new Promise((r) => n.child.once('exit', r));
   }
+  if (prefix) await dropKeys(prefix);
   return result;
+}
+
+async function dropKeys(prefix) {
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const keys = [];
+  for await (const batch of admin.scanStream({ match: `${prefix}*`, count: 500 })) keys.push(...batch);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
 }
 
 const layouts = ['single', 'local', 'cross', 'acks'];
@@ -144,7 +159,7 @@ for (let run = 0; run < RUNS; run++) {
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const fmt = (n) => Math.round(n).toLocaleString('en').padStart(10);
 const rounds = (l, key, base) => results[l].map((r, i) => (r[key] / results[base][i][key]).toFixed(2)).join(', ');
-console.log(`fan-out 1 → ${SUBS} subscribers on node B, medians of ${RUNS}:`);
+console.log(`fan-out 1 → ${SUBS} subscribers on node B${HISTORY ? ', history topic (RedisStore)' : ''}, medians of ${RUNS}:`);
 console.log('  layout  deliveries/s           per CPU-second of B');
 for (const l of layouts) {
   const rate = median(results[l].map((r) => r.rate));

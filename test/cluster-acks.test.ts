@@ -5,7 +5,7 @@
  * when the option is off. The same over Redis and NATS processes: cluster-acks-processes.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BrokerError, createBroker, envelope, MemoryBus, MemoryHub, tagged, type BrokerOptions, type BusMessage } from 'switchyard';
+import { BrokerError, createBroker, envelope, MemoryBus, MemoryHub, MemoryStore, tagged, type BrokerOptions, type BusMessage } from 'switchyard';
 import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
 
 let nodes: Running[] = [];
@@ -63,6 +63,22 @@ describe('cluster-wide acks over a MemoryHub', () => {
     expect(await b.broker.publish('t/x', 2)).toEqual({ messageId: expect.any(String), recipients: 6 });
     // A topic only some nodes have subscribers for: those that have none answer 0.
     expect((await pub.request('Broadcast', { topic: 't/y/z', payload: 3 })).data).toMatchObject({ recipients: 2 });
+  });
+
+  it('sums the counts on history topics, which other nodes deliver in offset order (lib/ordering.ts)', async () => {
+    const hub = new MemoryHub();
+    const store = new MemoryStore();
+    const opts = { ...base, store, history: { topics: ['t/#'] } };
+    const [a, b, c] = await Promise.all([{ timeoutMs: 5000 }, false, false].map(async (clusterAcks) => {
+      const n = await start({ ...opts, bus: new MemoryBus(hub), clusterAcks });
+      nodes.push(n);
+      return n;
+    })) as [Running, Running, Running];
+    const pub = await spread(a, b, c);
+    for (let i = 1; i <= 3; i++) {
+      expect((await pub.request('Broadcast', { topic: 't/x', payload: i })).data).toMatchObject({ status: 'delivered', recipients: 6, offset: i });
+    }
+    expect(await a.broker.publish('t/x', 4)).toMatchObject({ recipients: 6, offset: 4 });
   });
 
   it('sums the counts of nodes that do not ask for them themselves (the option is per broker)', async () => {
