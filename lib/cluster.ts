@@ -62,7 +62,8 @@ export class Cluster {
     if (bus !== null) {
       // Every node with a bus answers counts and announces itself when asked; only `acks` asks.
       const membership = new Membership((m) => this.#post(m), { wants: acks !== null, helloIntervalMs: acks?.helloIntervalMs ?? 1000 });
-      const options = acks && { timeoutMs: acks.timeoutMs, warmupMs: Math.min(acks.timeoutMs, acks.helloIntervalMs) };
+      // The others answer a starting node's hello within a round trip: 500 ms is ample, and no publish waits longer than its timeout.
+      const options = acks && { timeoutMs: acks.timeoutMs, warmupMs: Math.min(acks.timeoutMs, acks.helloIntervalMs, 500) };
       this.#membership = membership;
       this.#acks = new ClusterAcks((m) => this.send(m), membership, options, acks?.skip ?? (() => false));
     }

@@ -7,8 +7,9 @@
  * nothing more: a node that wants members (`wants`: its broker has `clusterAcks`) announces
  * itself every interval; a node that hears such a hello announces itself too, at the shortest
  * interval any wanting node asks for, for as long as one is alive. A hello from a node not known
- * yet is answered at once with a hello marked `reply` (not answered in turn), so a node that
- * starts learns the others, and they learn it, within a round trip rather than an interval.
+ * yet (or one that starts this node announcing) is answered at once with a hello marked `reply`
+ * (never answered in turn), so a node that starts learns the others, and they learn it, within a
+ * round trip rather than an interval.
  */
 import type { Outgoing } from './cluster.js';
 
@@ -75,8 +76,9 @@ export class Membership {
     if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0) return;
     const known = this.#members.has(node);
     this.#members.set(node, { lastHeard: Date.now(), intervalMs, acks: message.acks === true });
-    // A newcomer learns of this node at once, rather than after an interval.
-    this.#reschedule(!known && message.reply !== true);
+    // A newcomer learns of this node at once, rather than after an interval. Every hello sent in
+    // response to one heard is a reply: its sender already said hello to everyone.
+    this.#reschedule(!known && message.reply !== true, true);
   }
 
   /** The nodes alive now, this one excluded (the ones unseen for MISSED_HELLOS intervals are dropped). */
@@ -107,8 +109,8 @@ export class Membership {
     return every === Infinity ? 0 : every;
   }
 
-  /** Starts, retimes or stops the announcing; `now` says hello right away. */
-  #reschedule(now: boolean): void {
+  /** Starts, retimes or stops the announcing; `now` says hello right away; `reply`: in response to a hello. */
+  #reschedule(now: boolean, reply = false): void {
     if (!this.#started || this.#closed) return;
     this.#expire(Date.now());
     const every = this.#interval();
@@ -118,11 +120,11 @@ export class Membership {
       return;
     }
     const wasOn = this.#announcingEvery > 0;
-    if (now || !wasOn) this.#hello(every, wasOn);
+    if (now || !wasOn) this.#hello(every, reply);
     else if (every !== this.#announcingEvery) this.#arm(every);
   }
 
-  /** `reply`: an answer to a newcomer, by a node already announcing (the others know it). */
+  /** `reply`: sent in response to a hello (its sender is not answered again). */
   #hello(every: number, reply = false): void {
     // Failures are the bus's to report (its link going down); a hello is sent again next interval.
     this.#send({ kind: 'hello', intervalMs: every, acks: this.#wants, ...(reply && { reply: true as const }) }).catch(() => undefined);

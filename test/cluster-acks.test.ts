@@ -91,6 +91,19 @@ describe('cluster-wide acks over a MemoryHub', () => {
     expect((await onB.request('Broadcast', { topic: 't/x', payload: 2 })).data).toEqual(expect.objectContaining({ recipients: 3 }));
   });
 
+  it('learns of the nodes that were there before it, which say hello only once anyone asks', async () => {
+    const hub = new MemoryHub();
+    const { heard } = await listener(hub);
+    const [b, c] = [await node(hub, false), await node(hub, false)];
+    const a = await node(hub, { timeoutMs: 60_000, helloIntervalMs: 60_000 });
+    const pub = await spread(a, b, c);
+    // A minute's timeout: an Ack now means every node a knew of answered.
+    expect((await pub.request('Broadcast', { topic: 't/x', payload: 1 })).data).toMatchObject({ recipients: 6 });
+    // b and c say hello once at start, then answer a's (marked reply, which a does not answer).
+    const hellos = heard.filter((m) => m.kind === 'hello');
+    expect(hellos.map((m) => [m.node, 'reply' in m])).toEqual([[b, false], [c, false], [a, false], [b, true], [c, true]].map(([n, r]) => [(n as Running).broker.nodeId, r]));
+  });
+
   it('names a node that does not answer, after the timeout, and sends one Ack per id whatever comes later', async () => {
     const hub = new MemoryHub();
     const a = await node(hub, { timeoutMs: 200, helloIntervalMs: 60_000 });
