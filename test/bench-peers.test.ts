@@ -68,6 +68,18 @@ describe('bench NATS client parser', () => {
     }
   });
 
+  it('writes bench payloads exactly as JSON.stringify does', async () => {
+    const { payloadJson } = await load('bench/lib/peers.mjs');
+    const { payload: make } = await load('bench/lib/harness.mjs');
+    for (let i = 0; i < 2000; i++) {
+      const p = make(i);
+      expect(payloadJson(p)).toBe(JSON.stringify(p));
+    }
+    for (const p of [{ seq: 1, t: 1e-7, body: 'a"\\b\u2028' }, { seq: 2, t: -0, body: '' }, { seq: 3, t: 4, body: 'x', extra: 1 }, { seq: NaN, t: 1, body: 'x' }, 'text', null]) {
+      expect(payloadJson(p)).toBe(JSON.stringify(p));
+    }
+  });
+
   it('maps MQTT-style filters to NATS subjects', async () => {
     const { natsSubject } = await load('bench/lib/peers.mjs');
     expect(natsSubject('bench/wild/7/x')).toBe('bench.wild.7.x');
