@@ -268,8 +268,10 @@ export class NatsConn extends StreamConn {
     return withTimeout(pong, timeoutMs, 'NATS PING');
   }
 
-  close() {
-    this.ws?.close();
+  /** Close 1000; `mode` (when given) says how TCP ends, as for the envelope client (LightWs.close). */
+  close(mode) {
+    if (mode === undefined) this.ws?.close();
+    else this.ws?.close(mode);
   }
 }
 
@@ -455,9 +457,11 @@ export class MqttConn extends StreamConn {
     return withTimeout(r, timeoutMs, 'MQTT PINGREQ');
   }
 
-  close() {
+  /** DISCONNECT, then Close 1000; `mode` (when given) says how TCP ends (LightWs.close). */
+  close(mode) {
     clearInterval(this.keepalive);
     if (this.ws?.open) this.ws.sendBinary(DISCONNECT);
-    this.ws?.close();
+    if (mode === undefined) this.ws?.close();
+    else this.ws?.close(mode);
   }
 }

@@ -19,6 +19,63 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readConfig, serve, fail } from './common.mjs';
 
+/**
+ * Each peer's config, written into a fresh temp dir per step: `ports` spare 127.0.0.1 ports are
+ * allocated first (the first is the WebSocket port). Also used by peers-instructions.mjs.
+ */
+export const PEER_CONFIGS = {
+  // nats-server: WebSocket without TLS or compression, a client TCP port and a monitoring port
+  // (/varz), no auth, defaults otherwise (max_pending 64 MB per client, write_deadline 10 s).
+  nats: {
+    ports: 3,
+    setup: (dir, [ws, client, monitor]) => ({
+      args: ['-c', 'nats.conf'],
+      files: {
+        'nats.conf': [
+          `listen: "127.0.0.1:${client}"`,
+          `http: "127.0.0.1:${monitor}"`,
+          'max_connections: 1000000',
+          'websocket {',
+          `  listen: "127.0.0.1:${ws}"`,
+          '  no_tls: true',
+          '  compression: false',
+          '}',
+          '',
+        ].join('\n'),
+      },
+    }),
+  },
+  // mosquitto: `listener N` + `protocol websockets`, anonymous, no persistence, TCP_NODELAY.
+  // 2.0.11 refuses to start when its only listener is a websockets one ("Unable to start any
+  // listening sockets"), so a plain MQTT listener on a second spare port comes along, unused.
+  mosquitto: {
+    ports: 2,
+    unsupported: /[Ww]ebsockets support not available|not compiled with websockets/,
+    setup: (dir, [ws, tcp]) => ({
+      args: ['-c', 'mosquitto.conf'],
+      files: {
+        'mosquitto.conf': [
+          // As root, mosquitto would switch to the `mosquitto` user, which clears the parent-death
+          // signal that ties it to the step; stay the user we are.
+          ...(process.getuid?.() === 0 ? ['user root'] : []),
+          'allow_anonymous true',
+          'persistence false',
+          'log_dest stderr',
+          'log_type error',
+          'log_type warning',
+          'connection_messages false',
+          'set_tcp_nodelay true',
+          'max_keepalive 65535',
+          `listener ${tcp} 127.0.0.1`,
+          `listener ${ws} 127.0.0.1`,
+          'protocol websockets',
+          '',
+        ].join('\n'),
+      },
+    }),
+  },
+};
+
 /** Where each peer's binary is looked for: an env override, the Debian path, then $PATH. */
 export const PEER_BINARIES = {
   nats: { env: 'BENCH_NATS_SERVER', name: 'nats-server', debian: '/usr/sbin/nats-server' },
@@ -77,7 +134,7 @@ export function sparePort(host = '127.0.0.1') {
   });
 }
 
-function canConnect(host, port) {
+export function canConnect(host, port) {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
     const done = (ok) => {
@@ -136,14 +193,14 @@ export async function runPeer(o) {
   const bin = peerBinary(o.system);
   if (!bin) return fail(new Error(`${PEER_BINARIES[o.system].name} is not installed`));
   const ports = [];
-  for (let i = 0; i < o.ports; i++) {
+  for (let i = 0; i < (o.ports ?? PEER_CONFIGS[o.system].ports); i++) {
     let p;
     do p = await sparePort(host);
     while (ports.includes(p));
     ports.push(p);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${o.system}-`));
-  const { args, files } = o.setup(dir, ports, config.options ?? {});
+  const { args, files } = (o.setup ?? PEER_CONFIGS[o.system].setup)(dir, ports, config.options ?? {});
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
   const cmd = hasPdeathsig() ? 'setpriv' : bin;
   const argv = hasPdeathsig() ? ['--pdeathsig', 'KILL', '--', bin, ...args] : args;
@@ -185,7 +242,7 @@ export async function runPeer(o) {
   if (!up) {
     kill();
     const out = tail.join('\n    ');
-    if (o.unsupported?.test(out)) {
+    if ((o.unsupported ?? PEER_CONFIGS[o.system].unsupported)?.test(out)) {
       // Installed, but this build cannot serve WebSocket: the step reads n/a, not FAILED.
       serve({
         system: o.system,

@@ -1,7 +1,7 @@
 // Peer 1: nats-server (the Debian package, /usr/sbin/nats-server), clients over its WebSocket
-// listener. Fresh config per step on spare 127.0.0.1 ports (WebSocket, client TCP, monitoring),
-// no TLS, no compression, no auth (any client may publish and subscribe), defaults otherwise
-// (max_pending 64 MB per client, write_deadline 10 s). Pinned like the Node servers: it inherits
+// listener. Fresh config per step on spare 127.0.0.1 ports (WebSocket, client TCP, monitoring;
+// the config is PEER_CONFIGS.nats in external.mjs): no TLS, no compression, no auth (any client
+// may publish and subscribe), defaults otherwise (max_pending 64 MB, write_deadline 10 s). Pinned like the Node servers: it inherits
 // the wrapper's affinity, so the Go runtime sees one CPU (GOMAXPROCS 1). See external.mjs.
 import http from 'node:http';
 import { runPeer } from './external.mjs';
@@ -29,24 +29,7 @@ function varz(port) {
 
 runPeer({
   system: 'nats',
-  ports: 3,
   gcNote: 'nats-server is Go: its garbage collector cannot be forced from outside, so RSS may include garbage',
-  setup: (dir, [ws, client, monitor]) => ({
-    args: ['-c', 'nats.conf'],
-    files: {
-      'nats.conf': [
-        `listen: "127.0.0.1:${client}"`,
-        `http: "127.0.0.1:${monitor}"`,
-        'max_connections: 1000000',
-        'websocket {',
-        `  listen: "127.0.0.1:${ws}"`,
-        '  no_tls: true',
-        '  compression: false',
-        '}',
-        '',
-      ].join('\n'),
-    },
-  }),
   appStats: (_pid, [, , monitor]) => varz(monitor),
 }).catch((err) => {
   process.send?.({ type: 'failed', error: String(err?.stack ?? err) });
