@@ -43,6 +43,13 @@ try {
   process.exit(2);
 }
 
+// Never leave a server under valgrind behind, whatever ends this process.
+const servers = new Set();
+process.on('exit', () => {
+  for (const s of servers) if (s.exitCode === null) s.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
 const summary = [];
 for (const system of systems) {
   if (system !== 'switchyard' && !PEER_CONFIGS[system]) throw new Error(`unknown system ${system}`);
@@ -96,6 +103,7 @@ async function measure(system) {
   const server = spawn('valgrind', argv, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   server.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  servers.add(server);
   const exited = new Promise((resolve) => server.once('exit', resolve));
   try {
     const until = performance.now() + 120_000;
@@ -120,7 +128,8 @@ async function measure(system) {
     await burst(pub, sink, publishes, topic);
     execFileSync('callgrind_control', ['-d', 'measured', String(server.pid)], { stdio: 'ignore' });
     for (const c of [...conns, pub]) c.destroy();
-    if (system === 'switchyard') await new Promise((resolve) => http.get(`http://127.0.0.1:${port}/quit`, (res) => res.resume().on('end', resolve)));
+    // (the server exits as it answers: a reset here is fine)
+    if (system === 'switchyard') await new Promise((resolve) => http.get(`http://127.0.0.1:${port}/quit`, (res) => res.resume().on('end', resolve)).on('error', resolve));
     else server.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
     const dumps = fs.readdirSync(dir).filter((f) => f.startsWith('cg.out.'));
