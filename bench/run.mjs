@@ -3,7 +3,7 @@
 // brokers a user would pick instead (nats-server, mosquitto, over WebSocket) when installed.
 //
 //   npm run bench                 full: every scenario, 3 runs each, medians
-//   npm run bench -- --quick      quick variants, 1 run each, well under a minute
+//   npm run bench -- --quick      quick variants, 1 run each, a few minutes
 //
 // Options: --runs=N  --scenarios=fanout,latency  --systems=raw,socketio,switchyard,nats,mosquitto
 //          --client=light|ws (envelope client used by the load generator)  --out=DIR
