@@ -100,13 +100,15 @@ export function mainPublisher(ctx, { conn, sink, window, maxOutstanding, topicFo
 /**
  * After the main window, the same connections run closed loops with each of `loops` deliveries
  * in flight (e.g. [256, 2048]); result keys `loop256`, `loop2048` (deliveries/s) and their CPU
- * figures under `loops`. Notes from a loop are prefixed with its bound.
+ * figures under `loops`. Notes from a loop are prefixed with its bound. `acks: false` publishes
+ * without asking for acks (a row measuring publishes without ids); by default, where the system
+ * has them.
  */
-export async function measureLoops(ctx, { conn, sink, loops, topicFor, expectedRecipients, warmupMs, measureMs }) {
+export async function measureLoops(ctx, { conn, sink, loops, topicFor, expectedRecipients, warmupMs, measureMs, acks = ctx.driver.acks }) {
   const out = { loops: {} };
   const notes = [];
   for (const n of loops ?? []) {
-    const publisher = closedLoopPublisher({ conn, sink, inflight: n, topicFor, expectedRecipients, acks: ctx.driver.acks });
+    const publisher = closedLoopPublisher({ conn, sink, inflight: n, topicFor, expectedRecipients, acks: acks && ctx.driver.acks });
     const r = await measureThroughput(ctx, { publisher, sink, warmupMs, measureMs });
     out[`loop${n}`] = r.rate;
     out.loops[n] = { rate: r.rate, publishRate: r.publishRate, serverCpu: r.serverCpu, loadgenCpu: r.loadgenCpu, otherCpu: r.otherCpu, lost: r.lost };
