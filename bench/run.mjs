@@ -337,8 +337,10 @@ async function runStep({ sc, params, variant, args, limits, ports, log }) {
   loadgen.relayTo(server);
   debug('both processes ready');
   try {
-    if (variant.requires && server.info[variant.requires] === false) {
-      const e = new Error(server.info[`${variant.requires.replace(/Supported$/, '')}Error`] ?? `${variant.requires} is false`);
+    // A scenario's own variants may not say it: a peer always requires its WebSocket support.
+    const requires = variant.requires ?? system.requires;
+    if (requires && server.info[requires] === false) {
+      const e = new Error(server.info[`${requires.replace(/Supported$/, '')}Error`] ?? `${requires} is false`);
       e.unsupported = true;
       throw e;
     }
