@@ -188,10 +188,10 @@ export class BrokerCore implements SessionHost, GateHost {
    * a later one that turns out last means the others left meanwhile.
    */
   release(principal: Principal, admitted: Admitted): void {
-    this.link.remove(principal.id, admitted.id, (last) => {
+    this.link.remove(principal.id, admitted.id, (last, lastSeen) => {
       if (!this.options.presence || admitted.first === last) return;
       if (this.#closed && !this.cluster.enabled) return;
-      this.dispatcher.announce(principal, !last);
+      this.dispatcher.announce(principal, !last, lastSeen);
     });
   }
 
@@ -265,8 +265,8 @@ export class BrokerCore implements SessionHost, GateHost {
     this.control.untrack(session);
     // Offline once the registry says this was the principal's last connection anywhere; while
     // shutting down too when other nodes are there to hear it.
-    this.link.remove(session.principal.id, session.id, () => {
-      if (this.options.presence && (!this.#closed || this.cluster.enabled)) this.dispatcher.announce(session.principal, false);
+    this.link.remove(session.principal.id, session.id, (last, lastSeen) => {
+      if (last && this.options.presence && (!this.#closed || this.cluster.enabled)) this.dispatcher.announce(session.principal, false, lastSeen);
     });
     const sent = session.closeCodeSent;
     if (sent === CloseCode.TRY_AGAIN_LATER) this.#slowConsumersClosed++;

@@ -26,7 +26,6 @@ const ADMITTED: Admission = Object.freeze({ admitted: true, first: false });
 const REFUSED_LIMIT: Admission = Object.freeze({ admitted: false, reason: 'limit' });
 const REFUSED_EXCLUSIVE: Admission = Object.freeze({ admitted: false, reason: 'exclusive' });
 const REFUSED_REVOKED: Admission = Object.freeze({ admitted: false, reason: 'revoked' });
-const LAST: Removal = Object.freeze({ last: true });
 const NOT_LAST: Removal = Object.freeze({ last: false });
 
 export class MemoryRegistry implements Registry {
@@ -78,8 +77,9 @@ export class MemoryRegistry implements Registry {
     if (entries?.size === 0) this.#byNode.delete(node);
     if (conns.size > 0) return NOT_LAST;
     this.#byPrincipal.delete(principal);
-    this.#lastSeen.set(principal, Date.now());
-    return LAST;
+    const lastSeen = Date.now();
+    this.#lastSeen.set(principal, lastSeen);
+    return { last: true, lastSeen };
   }
 
   async connections(principal: string): Promise<RegistryEntry[]> {

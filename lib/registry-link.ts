@@ -68,8 +68,11 @@ export class RegistryLink {
     });
   }
 
-  /** A connection closed; `then(last)` runs once the registry answered (at once when it is synchronous). */
-  remove(principal: string, connection: string, then: (last: boolean) => void): void {
+  /**
+   * A connection closed; `then(last, lastSeen)` runs once the registry answered (at once when it
+   * is synchronous): `last` when it was the principal's last connection anywhere.
+   */
+  remove(principal: string, connection: string, then: (last: boolean, lastSeen?: number) => void): void {
     let answer: Awaitable<Removal>;
     try {
       answer = this.registry.remove(this.#node, principal, connection);
@@ -78,12 +81,12 @@ export class RegistryLink {
       return;
     }
     if (!isThenable(answer)) {
-      if (answer.last) then(true);
+      then(answer.last, answer.lastSeen);
       return;
     }
     const settled = Promise.resolve(answer).then(
       (removal) => {
-        if (removal.last) then(true);
+        then(removal.last, removal.lastSeen);
       },
       (err: unknown) => this.#failed(err, 'remove'),
     );

@@ -46,6 +46,8 @@ export type Admission =
 export interface Removal {
   /** It was the principal's last connection anywhere (it is offline now). */
   readonly last: boolean;
+  /** When `last`: the `last_seen` the registry recorded (ms since the epoch, its clock). */
+  readonly lastSeen?: number;
 }
 
 /** A principal that went offline because its node left or was found dead. */

@@ -92,7 +92,7 @@ if n == 0 then return 1 end
 return 0
 `;
 
-/** KEYS: principal's connections, node's entries, principal's last seen. ARGV: node, connection, last-seen ttl. Returns 1 when last. */
+/** KEYS: principal's connections, node's entries, principal's last seen. ARGV: node, connection, last-seen ttl. Returns the last-seen time when last, else 0. */
 const REMOVE = `
 if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[2])
@@ -100,7 +100,7 @@ redis.call('HDEL', KEYS[2], ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 ${NOW}
 redis.call('SET', KEYS[3], now, 'PX', ARGV[3])
-return 1
+return now
 `;
 
 /** KEYS: principal's connections, last seen. Returns {connections, last seen or ''}. */
@@ -159,7 +159,6 @@ const ADMISSIONS: Record<string, Admission> = {
   '-2': Object.freeze({ admitted: false, reason: 'exclusive' }),
   '-3': Object.freeze({ admitted: false, reason: 'revoked' }),
 };
-const LAST: Removal = Object.freeze({ last: true });
 const NOT_LAST: Removal = Object.freeze({ last: false });
 /** Dead nodes one sweep call removes at most (the next sweep takes the rest). */
 const NODES_PER_SWEEP = 16;
@@ -247,7 +246,7 @@ export class RedisRegistry implements Registry {
 
   async remove(node: string, principal: string, connection: string): Promise<Removal> {
     const reply = await this.#run.switchyardRegistryRemove(this.#conns(principal), this.#entries(node), this.#seen(principal), node, connection, this.#seenTtl);
-    return reply === 1 ? LAST : NOT_LAST;
+    return typeof reply === 'number' && reply > 0 ? { last: true, lastSeen: reply } : NOT_LAST;
   }
 
   async connections(principal: string): Promise<RegistryEntry[]> {
