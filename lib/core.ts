@@ -95,7 +95,11 @@ export class BrokerCore implements SessionHost, GateHost {
         reauthorize: (id, replacement) =>
           void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
       },
-      report,
+      // After a bus gap, revocations sent meanwhile are read back from the registry.
+      (err, context) => {
+        if (context.bus === 'gap') this.#recheckRevoked();
+        report(err, context);
+      },
       logger,
     );
     const parts = {
@@ -323,15 +327,29 @@ export class BrokerCore implements SessionHost, GateHost {
     for (const { principal, lastSeen } of departures) this.dispatcher.announce({ id: principal }, false, lastSeen);
   }
 
-  /** The registry lost this node (taken for dead, or its data lost): admit every connection again. */
-  #restore(): void {
-    for (const session of [...this.connections.all()]) {
+  /** The registry lost this node (taken for dead, or its data lost): admit every connection again; false if some failed. */
+  async #restore(): Promise<boolean> {
+    const admissions = [...this.connections.all()].map(async (session) => {
       const principal = session.principal;
-      void Promise.resolve(this.registry.admit(this.nodeId, principal.id, session.id, { max: Infinity, exclusive: false })).then(
-        (admission) => {
-          if (admission.admitted && admission.first && this.options.presence && !session.closing) this.dispatcher.announce(principal, true);
+      const admission = await this.registry.admit(this.nodeId, principal.id, session.id, { max: Infinity, exclusive: false });
+      if (admission.admitted && admission.first && this.options.presence && !session.closing) this.dispatcher.announce(principal, true);
+    });
+    const results = await Promise.allSettled(admissions);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) this.#registryFailed(failed.reason, 'restore');
+    return failed === undefined;
+  }
+
+  /** Closes (4002) connections whose token the registry says was revoked (a revoke this node missed in a bus gap). */
+  #recheckRevoked(): void {
+    const tokens = new Set<string>();
+    for (const session of this.connections.all()) if (session.principal.tokenId !== undefined) tokens.add(session.principal.tokenId);
+    for (const tokenId of tokens) {
+      void Promise.resolve(this.registry.revoked(tokenId)).then(
+        (revoked) => {
+          if (revoked) this.revokeLocal({ tokenId }, 'token revoked');
         },
-        (err: unknown) => this.#registryFailed(err, 'restore'),
+        (err: unknown) => this.#registryFailed(err, 'revoked'),
       );
     }
   }

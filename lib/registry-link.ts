@@ -13,8 +13,8 @@ import type { Admission, AdmitLimits, Departure, Registry, Removal } from './reg
 export interface RegistryLinkHost {
   /** Principals that went offline by a sweep or by this node leaving: announce each. */
   departed(departures: Departure[]): void;
-  /** The registry did not know this node any more: admit every local connection again. */
-  restore(): void;
+  /** The registry did not know this node any more: admit every local connection again; false if some failed. */
+  restore(): Promise<boolean>;
   /** Whether this node holds connections now (a restore is needed only then). */
   readonly hasConnections: boolean;
   report(error: unknown, context: Record<string, unknown>): void;
@@ -37,6 +37,10 @@ export class RegistryLink {
   /** Tokens this node heard revoked (bus or host), so a handshake racing the registry write is refused too. */
   readonly #revoked = new LRUCache<string, true>({ max: 10_000, ttl: 10 * 60 * 1000 });
   #stopped = false;
+  /** Removals the registry failed: retried after each heartbeat, so a closed connection does not count for ever. */
+  readonly #failed = new Map<string, { principal: string; then: (last: boolean, lastSeen?: number) => void }>();
+  /** A restore that failed: tried again after the next heartbeat. */
+  #restoring = false;
 
   constructor(registry: Registry, node: string, host: RegistryLinkHost) {
     this.registry = registry;
@@ -77,7 +81,7 @@ export class RegistryLink {
     try {
       answer = this.registry.remove(this.#node, principal, connection);
     } catch (err) {
-      this.#failed(err, 'remove');
+      this.#removeFailed(err, principal, connection, then);
       return;
     }
     if (!isThenable(answer)) {
@@ -88,7 +92,7 @@ export class RegistryLink {
       (removal) => {
         then(removal.last, removal.lastSeen);
       },
-      (err: unknown) => this.#failed(err, 'remove'),
+      (err: unknown) => this.#removeFailed(err, principal, connection, then),
     );
     this.#pending.add(settled);
     void settled.finally(() => this.#pending.delete(settled));
@@ -98,7 +102,7 @@ export class RegistryLink {
   revoke(tokenId: string, expiresAt: number | undefined, record: boolean): void {
     this.#revoked.set(tokenId, true);
     if (!record) return;
-    this.registry.revoke(tokenId, expiresAt).catch((err: unknown) => this.#failed(err, 'revoke'));
+    this.registry.revoke(tokenId, expiresAt).catch((err: unknown) => this.#report(err, 'revoke'));
   }
 
   /** Stops the heartbeat, waits for removals in flight, then leaves (announcing who went offline by it). */
@@ -119,20 +123,35 @@ export class RegistryLink {
   async #beat(): Promise<void> {
     try {
       const known = await this.registry.heartbeat(this.#node);
-      if (!known && this.#host.hasConnections && !this.#stopped) this.#host.restore();
+      if ((!known || this.#restoring) && this.#host.hasConnections && !this.#stopped) this.#restoring = !(await this.#host.restore());
+      if (this.#failed.size > 0) this.#retryRemovals();
       const departures = await this.registry.sweep();
       if (departures.length > 0 && !this.#stopped) this.#host.departed(departures);
     } catch (err) {
-      this.#failed(err, 'heartbeat');
+      this.#report(err, 'heartbeat');
     }
   }
 
+  /** Sends the failed removals again (each once per heartbeat until the registry takes it). */
+  #retryRemovals(): void {
+    const failed = [...this.#failed];
+    this.#failed.clear();
+    for (const [connection, { principal, then }] of failed) this.remove(principal, connection, then);
+  }
+
+  #removeFailed(err: unknown, principal: string, connection: string, then: (last: boolean, lastSeen?: number) => void): void {
+    this.#report(err, 'remove');
+    // Bounded: past this many, the oldest are left to the node's expiry when it stops.
+    if (this.#failed.size >= 100_000) return;
+    this.#failed.set(connection, { principal, then });
+  }
+
   #unavailable(err: unknown): BrokerError {
-    this.#failed(err, 'admit');
+    this.#report(err, 'admit');
     return new BrokerError('SY_ERR_UNAVAILABLE', 'registry unavailable', { cause: err });
   }
 
-  #failed(err: unknown, operation: string): void {
+  #report(err: unknown, operation: string): void {
     this.#host.report(new BrokerError('SY_ERR_BACKEND', `registry ${operation} failed`, { cause: err }), { during: 'registry' });
   }
 }

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { envelope, MemoryBus, MemoryHub, MemoryRegistry, type Admission, type AdmitLimits, type BrokerOptions, type Registry } from 'switchyard';
+import { envelope, MemoryBus, MemoryHub, MemoryRegistry, type Admission, type AdmitLimits, type BrokerOptions, type Bus, type BusHandler, type BusMessage, type BusObserver, type Registry } from 'switchyard';
 import { RedisRegistry } from 'switchyard/redis';
 import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
 import { REDIS_URL, RUN, skipWithout } from './store-services.js';
@@ -122,6 +122,36 @@ describe('revoked tokens', () => {
     await as(b, 'ann.t2');
   });
 
+  it('are read back from the registry after a bus gap: a revoke the node missed closes its connections (4002)', async () => {
+    const hub = new MemoryHub();
+    const registry = new MemoryRegistry();
+    /** A bus that can stop hearing, and reports the gap when it hears again, as a network bus does. */
+    class Deaf implements Bus {
+      readonly inner = new MemoryBus(hub);
+      deaf = false;
+      observer: BusObserver = {};
+      start(node: string, handler: BusHandler, observer: BusObserver = {}): Promise<void> {
+        this.observer = observer;
+        return this.inner.start(node, (m) => void (this.deaf || handler(m)));
+      }
+      publish = (m: BusMessage) => this.inner.publish(m);
+      close = () => this.inner.close();
+    }
+    const a = await node({ authenticate: withToken, bus: new MemoryBus(hub), registry });
+    const bus = new Deaf();
+    const b = await node({ authenticate: withToken, bus, registry });
+    b.broker.on('error', () => undefined);
+    const missed = await as(b, 'cy.t9');
+    const kept = await as(b, 'cy.t10');
+    bus.deaf = true;
+    a.broker.revoke({ tokenId: 't9' });
+    expect((await missed.request('Ping', {})).type).toBe('Ack'); // b never heard it
+    bus.deaf = false;
+    bus.observer.gap?.({ since: Date.now() - 10, until: Date.now(), durationMs: 10, reason: 'test' });
+    expect((await missed.closed).code).toBe(4002);
+    expect((await kept.request('Ping', {})).type).toBe('Ack');
+  });
+
   it("revoking a principal remembers the tokens its connections used, not the principal", async () => {
     const registry = new MemoryRegistry();
     const a = await node({ authenticate: withToken, registry });
@@ -137,9 +167,10 @@ describe('revoked tokens', () => {
 /** A registry whose answers the test holds back or fails. */
 class Faulty implements Registry {
   readonly inner = new MemoryRegistry();
-  readonly heartbeatMs = 0;
   readonly ttlMs = 0;
   fail = false;
+  failRemove = false;
+  constructor(readonly heartbeatMs = 0) {}
   gate: Promise<void> | undefined;
   /** Admissions the inner registry answered. */
   admitted = 0;
@@ -151,7 +182,10 @@ class Faulty implements Registry {
       return answer;
     });
   }
-  remove = (node: string, principal: string, connection: string) => this.inner.remove(node, principal, connection);
+  remove = async (node: string, principal: string, connection: string) => {
+    if (this.failRemove) throw new Error('registry down');
+    return this.inner.remove(node, principal, connection);
+  };
   connections = (p: string) => this.inner.connections(p);
   count = (p: string) => this.inner.count(p);
   nodes = (p: string) => this.inner.nodes(p);
@@ -186,6 +220,23 @@ describe('a registry that is slow or fails', () => {
     await eventually(async () => registry.admitted === 1 && (await registry.inner.count('quick')) === 0, 'the admission to be given back');
     await as(a, 'quick');
     expect(await registry.inner.count('quick')).toBe(1);
+  });
+
+  it('sends a removal the registry failed again after the next heartbeats, then announces the principal offline', async () => {
+    const registry = new Faulty(50);
+    const a = await node({ registry });
+    a.broker.on('error', () => undefined);
+    const watcher = await as(a, 'watcher:$presence/#=r');
+    await watcher.request('Subscribe', { topics: ['$presence/vic'] });
+    const vic = await as(a, 'vic');
+    await watcher.nextOf('Presence', (f) => f.data.status === 'online');
+    registry.failRemove = true;
+    await vic.close();
+    await watcher.request('Ping', {});
+    expect(await registry.inner.count('vic')).toBe(1); // the registry did not take the removal
+    registry.failRemove = false;
+    await eventually(async () => (await registry.inner.count('vic')) === 0, 'the removal to be sent again');
+    expect((await watcher.nextOf('Presence', (f) => f.data.status === 'offline')).data.user_id).toBe('vic');
   });
 
   it('refuses handshakes as retryable (1013, HTTP 503) while the registry fails, and reports it', async () => {
