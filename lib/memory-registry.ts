@@ -38,7 +38,9 @@ export class MemoryRegistry implements Registry {
   readonly #byNode = new Map<string, Map<string, string>>();
   /** node id → its last heartbeat (ms since the epoch). */
   readonly #alive = new Map<string, number>();
-  readonly #lastSeen: LRUCache<string, number>;
+  /** principal → when it went offline; insertion-ordered, the oldest dropped past `#max` (cheaper than an LRU on every disconnect). */
+  readonly #lastSeen = new Map<string, number>();
+  readonly #max: number;
   /** token id → when it stops being remembered. */
   readonly #revoked: LRUCache<string, number>;
 
@@ -47,7 +49,7 @@ export class MemoryRegistry implements Registry {
     this.heartbeatMs = this.ttlMs > 0 ? (options.heartbeatMs ?? Math.max(1, Math.floor(this.ttlMs / 3))) : 0;
     this.#revocationTtl = options.revocationTtlMs ?? 24 * 60 * 60 * 1000;
     const max = options.maxRemembered ?? 100_000;
-    this.#lastSeen = new LRUCache({ max });
+    this.#max = max;
     this.#revoked = new LRUCache({ max });
   }
 
@@ -78,7 +80,7 @@ export class MemoryRegistry implements Registry {
     if (conns.size > 0) return NOT_LAST;
     this.#byPrincipal.delete(principal);
     const lastSeen = Date.now();
-    this.#lastSeen.set(principal, lastSeen);
+    this.#seen(principal, lastSeen);
     return { last: true, lastSeen };
   }
 
@@ -136,6 +138,13 @@ export class MemoryRegistry implements Registry {
 
   async close(): Promise<void> {}
 
+  #seen(principal: string, at: number): void {
+    const seen = this.#lastSeen;
+    seen.delete(principal);
+    seen.set(principal, at);
+    if (seen.size > this.#max) seen.delete(seen.keys().next().value!);
+  }
+
   /** Removes a node's entries; the principals left with none went offline (last seen `at`). */
   #forget(node: string, at: number): Departure[] {
     const entries = this.#byNode.get(node);
@@ -148,7 +157,7 @@ export class MemoryRegistry implements Registry {
       conns.delete(connection);
       if (conns.size > 0) continue;
       this.#byPrincipal.delete(principal);
-      this.#lastSeen.set(principal, at);
+      this.#seen(principal, at);
       departures.push({ principal, lastSeen: at });
     }
     return departures;
