@@ -40,7 +40,7 @@ describe('three nodes on one Redis registry', async () => {
     SY_BUS: 'redis',
     SY_CHANNEL: `${prefix}bus`,
     SY_REGISTRY: 'redis',
-    SY_STORE: 'redis',
+    SY_STORE_PREFIX: prefix,
     SY_KEY_PREFIX: prefix,
     SY_HEARTBEAT_MS: String(HEARTBEAT_MS),
     SY_TTL_MS: String(TTL_MS),
