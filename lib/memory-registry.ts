@@ -7,7 +7,6 @@
  * connect and disconnect cost no promise. Entries do not expire unless `ttlMs` is given (the
  * nodes of one process live and die together).
  */
-import { LRUCache } from 'lru-cache';
 import type { Admission, AdmitLimits, Departure, PresenceRecord, Registry, RegistryEntry, Removal } from './registry.js';
 
 export interface MemoryRegistryOptions {
@@ -41,8 +40,8 @@ export class MemoryRegistry implements Registry {
   /** principal → when it went offline; insertion-ordered, the oldest dropped past `#max` (cheaper than an LRU on every disconnect). */
   readonly #lastSeen = new Map<string, number>();
   readonly #max: number;
-  /** token id → when it stops being remembered. */
-  readonly #revoked: LRUCache<string, number>;
+  /** token id → when it stops being remembered; insertion-ordered, the oldest dropped past `#max`. */
+  readonly #revoked = new Map<string, number>();
 
   constructor(options: MemoryRegistryOptions = {}) {
     this.ttlMs = options.ttlMs ?? 0;
@@ -50,7 +49,6 @@ export class MemoryRegistry implements Registry {
     this.#revocationTtl = options.revocationTtlMs ?? 24 * 60 * 60 * 1000;
     const max = options.maxRemembered ?? 100_000;
     this.#max = max;
-    this.#revoked = new LRUCache({ max });
   }
 
   admit(node: string, principal: string, connection: string, limits: AdmitLimits): Admission {
@@ -127,13 +125,20 @@ export class MemoryRegistry implements Registry {
   }
 
   async revoke(tokenId: string, expiresAt?: number): Promise<void> {
-    const ttl = (expiresAt ?? Date.now() + this.#revocationTtl) - Date.now();
-    if (ttl > 0) this.#revoked.set(tokenId, Date.now() + ttl, { ttl });
+    const until = expiresAt ?? Date.now() + this.#revocationTtl;
+    if (until <= Date.now()) return;
+    const revoked = this.#revoked;
+    revoked.delete(tokenId);
+    revoked.set(tokenId, Math.max(until, revoked.get(tokenId) ?? 0));
+    if (revoked.size > this.#max) revoked.delete(revoked.keys().next().value!);
   }
 
   revoked(tokenId: string): boolean {
     const until = this.#revoked.get(tokenId);
-    return until !== undefined && until > Date.now();
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#revoked.delete(tokenId);
+    return false;
   }
 
   async close(): Promise<void> {}

@@ -5,7 +5,6 @@
  * it tells the core which principals went offline by a sweep, and when the registry lost this
  * node (then the core admits its connections again).
  */
-import { LRUCache } from 'lru-cache';
 import { isThenable, type Awaitable } from './awaitable.js';
 import { BrokerError } from './errors.js';
 import type { Admission, AdmitLimits, Departure, Registry, Removal } from './registry.js';
@@ -34,8 +33,11 @@ export class RegistryLink {
   #ticking: Promise<void> | undefined;
   /** Removals not answered yet: shutdown waits for them before the bus closes. */
   readonly #pending = new Set<Promise<unknown>>();
-  /** Tokens this node heard revoked (bus or host), so a handshake racing the registry write is refused too. */
-  readonly #revoked = new LRUCache<string, true>({ max: 10_000, ttl: 10 * 60 * 1000 });
+  /**
+   * Tokens this node heard revoked (bus or host) → until when, so a handshake racing the
+   * registry write is refused too. Kept 10 minutes, at most 10,000 (the oldest go first).
+   */
+  readonly #revoked = new Map<string, number>();
   #stopped = false;
   /** Removals the registry failed: retried after each heartbeat, so a closed connection does not count for ever. */
   readonly #failed = new Map<string, { principal: string; then: (last: boolean, lastSeen?: number) => void }>();
@@ -59,7 +61,7 @@ export class RegistryLink {
    * registry cannot answer). Synchronous when the registry is.
    */
   admit(principal: string, connection: string, limits: AdmitLimits): Awaitable<boolean> {
-    if (limits.tokenId !== undefined && this.#revoked.has(limits.tokenId)) throw new BrokerError('SY_ERR_TOKEN_REVOKED');
+    if (limits.tokenId !== undefined && this.#revokedHere(limits.tokenId)) throw new BrokerError('SY_ERR_TOKEN_REVOKED');
     let answer: Awaitable<Admission>;
     try {
       answer = this.registry.admit(this.#node, principal, connection, limits);
@@ -100,7 +102,9 @@ export class RegistryLink {
 
   /** Remembers a revoked token here at once, and in the registry until `expiresAt` (its default when unknown). */
   revoke(tokenId: string, expiresAt: number | undefined, record: boolean): void {
-    this.#revoked.set(tokenId, true);
+    this.#revoked.delete(tokenId);
+    this.#revoked.set(tokenId, Date.now() + 10 * 60 * 1000);
+    if (this.#revoked.size > 10_000) this.#revoked.delete(this.#revoked.keys().next().value!);
     if (!record) return;
     this.registry.revoke(tokenId, expiresAt).catch((err: unknown) => this.#report(err, 'revoke'));
   }
@@ -144,6 +148,14 @@ export class RegistryLink {
     // Bounded: past this many, the oldest are left to the node's expiry when it stops.
     if (this.#failed.size >= 100_000) return;
     this.#failed.set(connection, { principal, then });
+  }
+
+  #revokedHere(tokenId: string): boolean {
+    const until = this.#revoked.get(tokenId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#revoked.delete(tokenId);
+    return false;
   }
 
   #unavailable(err: unknown): BrokerError {
