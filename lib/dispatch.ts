@@ -206,14 +206,14 @@ export class Dispatcher {
     return recipients;
   }
 
-  /** Publishes a presence change on `$presence/<id>` (every node does this for its own connections). */
-  announce(principal: Principal, online: boolean): void {
+  /** Publishes a presence change on `$presence/<id>` (the node that saw the transition in the registry does, once for the cluster). */
+  announce(principal: Principal, online: boolean, lastSeen?: number): void {
     const presence = this.#p.presence;
     const topic = presence.topicOf(principal.id);
     if (checkTopic(this.#p.options.syntax, topic, false) !== null) return; // an id that cannot be a topic level
     const report = (err: unknown) => this.#p.events.reportError(err, { during: 'presence', principal: principal.id });
     try {
-      const result = this.publish(topic, presence.event(principal, online), null, null);
+      const result = this.publish(topic, presence.event(principal, online, lastSeen), null, null);
       if (isThenable(result)) Promise.resolve(result).catch(report);
     } catch (err) {
       report(err);
