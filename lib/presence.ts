@@ -28,10 +28,16 @@ export class PresenceTracker {
     return topic.startsWith(this.#prefix);
   }
 
-  /** The event for a principal that just came online (`principal` set) or went offline. */
-  event(principal: Principal, online: boolean): PresenceInfo {
+  /** Records what `current()` reads later (when a principal went offline); returns the time. */
+  seen(principal: Principal, online: boolean): number {
     const now = Date.now();
     if (!online) this.#lastSeen.set(principal.id, now);
+    return now;
+  }
+
+  /** The event for a principal that just came online (`principal` set) or went offline. */
+  event(principal: Principal, online: boolean): PresenceInfo {
+    const now = this.seen(principal, online);
     return { user_id: principal.id, status: online ? 'online' : 'offline', last_seen: now, metadata: metadataOf(principal) };
   }
 

@@ -44,6 +44,11 @@ export class Router implements FlushScheduler {
     this.#index.remove(pattern, session);
   }
 
+  /** Whether a local subscription matches `topic` (filters aside). */
+  hasSubscribers(topic: string): boolean {
+    return this.#index.matches(topic);
+  }
+
   /**
    * Hands a delivery to every local subscription matching `topic` except `exclude`'s; a
    * connection with overlapping subscriptions gets it once. Returns the connections reached.

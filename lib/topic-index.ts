@@ -106,6 +106,15 @@ export class TopicIndex<K, V> {
     return removed;
   }
 
+  /** Whether any subscription matches the concrete `topic` (no visit when none can: no exact one and no wildcards). */
+  matches(topic: string): boolean {
+    if (this.#exact.has(topic)) return true;
+    if (this.#wild === 0) return false;
+    let found = false;
+    this.match(topic, () => (found = true));
+    return found;
+  }
+
   /** Calls `visit` for every subscription whose pattern matches the concrete `topic`. */
   match(topic: string, visit: MatchVisitor<K, V>): void {
     this.#exact.get(topic)?.forEach((value, key) => visit(key, value));
