@@ -44,9 +44,9 @@ export class Router implements FlushScheduler {
     this.#index.remove(pattern, session);
   }
 
-  /** Whether a local subscription matches `topic` (filters aside). */
-  hasSubscribers(topic: string): boolean {
-    return this.#index.matches(topic);
+  /** Whether a connection here subscribes to something matching the concrete `topic`. */
+  has(topic: string): boolean {
+    return this.#index.has(topic);
   }
 
   /**

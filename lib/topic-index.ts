@@ -106,12 +106,13 @@ export class TopicIndex<K, V> {
     return removed;
   }
 
-  /** Whether any subscription matches the concrete `topic` (no visit when none can: no exact one and no wildcards). */
-  matches(topic: string): boolean {
+  /** Whether some subscription matches the concrete `topic`. */
+  has(topic: string): boolean {
     if (this.#exact.has(topic)) return true;
     if (this.#wild === 0) return false;
     let found = false;
-    this.match(topic, () => (found = true));
+    const levels = topic.split(this.#syntax.separator);
+    this.#walk(this.#root, levels, 0, () => (found = true), levels[0]!.startsWith('$'));
     return found;
   }
 

@@ -15,7 +15,8 @@
 //   Socket.IO client asks its server to disconnect it (`bye`), which starts the close there.
 import { openWindow, percentile } from './shared.mjs';
 
-const LABELS = { raw: 'raw ws', socketio: 'Socket.IO', switchyard: 'switchyard' };
+// The peers (bench/servers/nats.mjs, mosquitto.mjs) close the same two ways through their clients (lib/peers.mjs).
+const LABELS = { raw: 'raw ws', socketio: 'Socket.IO', switchyard: 'switchyard', nats: 'nats-server', mosquitto: 'mosquitto' };
 const SERVER = '-server-close';
 
 export default {
