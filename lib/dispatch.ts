@@ -211,7 +211,16 @@ export class Dispatcher {
     const presence = this.#p.presence;
     const topic = presence.topicOf(principal.id);
     if (checkTopic(this.#p.options.syntax, topic, false) !== null) return; // an id that cannot be a topic level
-    const report = (err: unknown) => this.#p.events.reportError(err, { during: 'presence', principal: principal.id });
+    const { cluster, options, access, events, router } = this.#p;
+    // Nobody could see it (no bus, no history, no 'publish' listener, no local subscriber): only
+    // what a presence query reads later is kept, and the event is counted as published. A
+    // connection's churn then costs no event object, id, delivery or fan-out (bench/PROFILING.md).
+    if (!cluster.enabled && !events.wants('publish') && !(options.history !== undefined && access.keepsHistory(topic)) && !router.has(topic)) {
+      presence.seen(principal, online, lastSeen);
+      this.published++;
+      return;
+    }
+    const report = (err: unknown) => events.reportError(err, { during: 'presence', principal: principal.id });
     try {
       const result = this.publish(topic, presence.event(principal, online, lastSeen), null, null);
       if (isThenable(result)) Promise.resolve(result).catch(report);

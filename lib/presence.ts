@@ -29,10 +29,16 @@ export class PresenceTracker {
     return topic.startsWith(this.#prefix);
   }
 
-  /** The event for a principal that just came online or went offline (last seen `lastSeen`, default now). */
-  event(principal: Principal, online: boolean, lastSeen?: number): PresenceInfo {
+  /** Records what `current()` reads later (when a principal went offline, default now); returns the time. */
+  seen(principal: Principal, online: boolean, lastSeen?: number): number {
     const at = lastSeen ?? Date.now();
     if (!online) this.#lastSeen.set(principal.id, at);
+    return at;
+  }
+
+  /** The event for a principal that just came online or went offline (last seen `lastSeen`, default now). */
+  event(principal: Principal, online: boolean, lastSeen?: number): PresenceInfo {
+    const at = this.seen(principal, online, lastSeen);
     return { user_id: principal.id, status: online ? 'online' : 'offline', last_seen: at, metadata: metadataOf(principal) };
   }
 

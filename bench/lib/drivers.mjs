@@ -257,9 +257,10 @@ class EnvelopeConn {
     this.ws?.uncork?.();
   }
 
-  close() {
+  /** Close 1000; `mode` says how TCP ends (LightWs.close; the `ws` client always ends once the answer arrives). */
+  close(mode) {
     if (this.driver.clientKind === 'ws') this.ws?.close(1000);
-    else this.ws?.close();
+    else this.ws?.close(mode);
   }
 
   destroy() {
@@ -335,8 +336,10 @@ class SocketIoConn {
 
   uncork() {}
 
-  close() {
-    this.socket?.disconnect();
+  /** `server`: ask the server to disconnect this socket (it starts the close); otherwise disconnect. */
+  close(mode) {
+    if (mode === 'server' && this.socket?.connected) this.socket.emit('bye');
+    else this.socket?.disconnect();
   }
 
   destroy() {

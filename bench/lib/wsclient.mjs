@@ -210,11 +210,14 @@ export class LightWs {
         if (!this.closeSent) {
           this.closeSent = true;
           this.#write(encodeFrame(8, buf.subarray(start, Math.min(end, start + 2))));
+        } else if (this.closeMode === 'echo') {
+          this.socket.end();
         }
         // RFC 6455 §7.1.1: the server closes the TCP connection first, so TIME_WAIT stays on
         // the server side. We answer its FIN (allowHalfOpen is off) and only force the issue
-        // if it never comes. Client-side TIME_WAIT piles up over a connect-heavy run and makes
-        // every later connect() slower.
+        // if it never comes (mode `echo` ended our side above, as the `ws` client does).
+        // Client-side TIME_WAIT piles up over a connect-heavy run and makes every later
+        // connect() slower.
         this.#armDestroy(2000);
         this.#finish(code, reason);
         return;
@@ -257,14 +260,22 @@ export class LightWs {
     this.socket?.uncork();
   }
 
-  /** Start the close handshake (code 1000); the socket is destroyed if not closed after graceMs. */
-  close(graceMs = 1000) {
+  /**
+   * Start the close handshake (code 1000); the socket is destroyed if not closed after graceMs.
+   * `mode` says how TCP ends: `server` waits for the server's FIN (RFC 6455 §7.1.1's SHOULD);
+   * `echo` ends this side once the server's Close arrives (as the `ws` client does); `client`
+   * ends it right behind the Close frame; `drop` destroys the socket without a Close frame.
+   */
+  close(mode = 'server', graceMs = 1000) {
     if (!this.socket || this.socket.destroyed) return;
+    this.closeMode = mode;
+    if (mode === 'drop') return void this.socket.destroy();
     if (!this.closeSent) {
       this.closeSent = true;
       const p = Buffer.alloc(2);
       p.writeUInt16BE(1000, 0);
       this.#write(encodeFrame(8, p));
+      if (mode === 'client') this.socket.end();
     }
     this.#armDestroy(graceMs);
   }
