@@ -44,6 +44,11 @@ function probe(): Probe {
       if (command === 'plain' || command === 'fail-throws') throw new Error('boom');
       if (command === 'broker') throw new BrokerError('SY_ERR_BAD_FRAME', 'not like that');
       if (command === 'close') return conn.close(Number(arg1), rest.join(' '));
+      if (command === 'close-twice') {
+        conn.close(Number(arg1), rest.join(' '));
+        conn.close(4999, 'second');
+        return;
+      }
       if (command === 'flood') {
         for (let i = 0; i < Number(arg1); i++) conn.sendRaw('x'.repeat(Number(rest[0])));
         return;
@@ -211,6 +216,76 @@ describe('closing with a code', () => {
     await closed;
     await until(() => gone.length === 1, 'disconnect');
     expect(gone).toEqual([{ code: 4000, reason: '' }]);
+  });
+});
+
+describe('one close per connection', () => {
+  it('a second close while closing changes nothing: one closing call, the first code and reason', async () => {
+    const p = probe();
+    const r = await serve(p);
+    const gone: number[] = [];
+    r.broker.on('disconnect', (d) => gone.push(d.code));
+    const { client } = await open(r);
+    client.ws.send('close-twice 4000 first');
+    expect(await client.closed).toEqual({ code: 4000, reason: 'first' });
+    expect(p.closings).toEqual([[4000, 'first']]);
+    await until(() => gone.length === 1, 'disconnect');
+    expect(gone).toEqual([4000]);
+  });
+
+  it('sustained rate-limit abuse closes 1008 "rate limit abuse"', async () => {
+    // Abuse is judged over a window of time: the clock is faked and stepped, sockets are real.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const p = probe();
+      const r = await serve(p, { limits: { rate: { perSecond: 0.001, burst: 1 }, rateAbuseStrikes: 3, rateAbuseWindowMs: 1000 } });
+      const { client, texts } = await open(r);
+      let closed = false;
+      void client.closed.then(() => (closed = true));
+      for (let i = 0; i < 20 && !closed; i++) {
+        client.ws.send(`m${i}`);
+        // Each frame gets one reply (its echo, or the protocol's rate-limit failure) until the close.
+        await until(() => closed || texts.length === i + 1, `the reply to m${i}`);
+        vi.advanceTimersByTime(100);
+      }
+      expect(await client.closed).toEqual({ code: 1008, reason: 'rate limit abuse' });
+      expect(texts[0]).toBe('echo m0');
+      expect(texts.slice(1).every((t) => t === JSON.stringify({ failed: 'SY_ERR_RATE_LIMITED', status: 429 }))).toBe(true);
+      expect(texts.length).toBeGreaterThan(3);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('heartbeat', () => {
+  it('any frame from the peer counts as alive; a peer that sends nothing and answers no ping is dropped', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const p = probe();
+      const r = await serve(p, { heartbeat: { intervalMs: 1000 } });
+      // Raw clients answer no ping: one talks after each ping, the other stays silent.
+      const talker = await Raw.open(r.port, '/ws?token=alice');
+      const silent = await Raw.open(r.port, '/ws?token=bob');
+      await until(() => p.conns.length === 2, 'both open');
+      vi.advanceTimersByTime(1000); // first beat: both pinged
+      await talker.next((f) => f.opcode === 9, 'the first ping');
+      await silent.next((f) => f.opcode === 9, 'the first ping');
+      talker.write(frame(1, 'here'));
+      await talker.next((f) => f.opcode === 1 && f.payload.toString() === 'echo here', 'the echo');
+      vi.advanceTimersByTime(1000);
+      // The second beat: the silent one never answered and goes; the talker is pinged again.
+      await silent.ended;
+      await talker.next((f) => f.opcode === 9 && talker.frames.filter((g) => g.opcode === 9).length === 2, 'the second ping');
+      expect(silent.frames.filter((f) => f.opcode === 8)).toEqual([]); // terminated, no close handshake
+      talker.write(frame(1, 'still'));
+      await talker.next((f) => f.opcode === 1 && f.payload.toString() === 'echo still', 'the talker still served');
+      await until(() => r.broker.stats().connections === 1, 'only the talker left');
+      talker.socket.destroy();
+      silent.socket.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
