@@ -164,3 +164,40 @@ describe('welcome options', () => {
     await c.close();
   });
 });
+
+describe('Refresh', () => {
+  it('acks a token for the same principal with its expiry; a refused one gets its Error naming the id, then close 4003', async () => {
+    const expiresAt = Date.now() + 3_600_000;
+    running = await startEnvelope({
+      authenticate: ({ credentials }) => {
+        if (credentials?.token === 'alice-1' || credentials?.token === 'alice-2') return { id: 'alice', expiresAt };
+        if (credentials?.token === 'alice-forever') return { id: 'alice' };
+        return null;
+      },
+    });
+    const c = await connectAs(running, 'alice-1');
+    expect(await reply(c, { type: 'Refresh', id: 'r1', data: { token: 'alice-2' } })).toEqual({ type: 'Ack', data: { message_id: 'r1', status: 'ok', expires_at: expiresAt } });
+    expect(await reply(c, { type: 'Refresh', id: 'r2', data: { token: 'alice-forever' } })).toEqual({ type: 'Ack', data: { message_id: 'r2', status: 'ok' } });
+    const refused = await reply(c, { type: 'Refresh', id: 'r3', data: { token: 'mallory' } });
+    expect(refused.data).toMatchObject({ code: 403, details: { message_id: 'r3' } });
+    expect(await c.closed).toEqual({ code: 4003, reason: 'token refresh refused' });
+  });
+});
+
+describe('a rate-limited request', () => {
+  it('gets Error 429 naming its id (read from the refused frame), or no id when it has none or one too long', async () => {
+    running = await startEnvelope({ limits: { rate: { perSecond: 0.001, burst: 1 } } });
+    const c = await connectAs(running, 'alice');
+    expect((await reply(c, { type: 'Ping', id: 'first' })).type).toBe('Ack');
+    const limited = await reply(c, { type: 'Ping', id: 'second' });
+    expect(limited.data).toMatchObject({ code: 429, details: { message_id: 'second', retry_after_ms: expect.any(Number) } });
+    c.sendJson({ type: 'Ping', id: 'x'.repeat(129) });
+    c.ws.send('{"type":"Ping","id":');
+    const errors = [await c.nextOf('Error'), await c.nextOf('Error')];
+    for (const error of errors) {
+      expect(error.data.code).toBe(429);
+      expect(error.data.details).not.toHaveProperty('message_id');
+    }
+    await c.close();
+  });
+});
