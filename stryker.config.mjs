@@ -33,6 +33,9 @@ export default {
   // Each mutant runs only the tests that reach it.
   coverageAnalysis: 'perTest',
   mutate: [
+    'lib/wire.ts',
+    'lib/session.ts',
+    'lib/protocols/*.ts',
     'lib/topics.ts',
     'lib/grants.ts',
     'lib/filter.ts',
@@ -46,6 +49,17 @@ export default {
   // several times over: every publish runs checkTopic and the topic index, so nearly every
   // test covers nearly every mutant. A score here is what these focused tests achieve alone.
   testFiles: [
+    // wire, session and protocols (lib/wire.ts, lib/session.ts, lib/protocols/*)
+    'test/wire*.test.ts',
+    'test/deflate*.test.ts',
+    'test/session-*.test.ts',
+    'test/envelope-*.test.ts',
+    'test/protocol-*.test.ts',
+    'test/stream.test.ts',
+    'test/tagged.test.ts',
+    'test/hardening-close.test.ts',
+    'test/hardening-nesting.test.ts',
+    'test/control.test.ts',
     'test/core-*.test.ts',
     'test/topics.test.ts',
     'test/frame.test.ts',
