@@ -60,6 +60,8 @@ export default {
     'test/hardening-close.test.ts',
     'test/hardening-nesting.test.ts',
     'test/control.test.ts',
+    'test/readme-frames.test.ts',
+    'test/store-pipelining.test.ts',
     'test/core-*.test.ts',
     'test/topics.test.ts',
     'test/frame.test.ts',
