@@ -6,7 +6,7 @@
  * whose message is null, a revoke without a reason, and the options each protocol refuses.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { events, stream, tagged, type BrokerOptions, type Principal, type Protocol } from 'switchyard';
+import { BrokerError, events, stream, tagged, type BrokerOptions, type Principal, type Protocol } from 'switchyard';
 import { Client, start, until, type Running } from './helpers.js';
 import { open, refused, subscriptions } from './wire-helpers.js';
 
@@ -227,5 +227,92 @@ describe('events', () => {
       expect(() => events({ filterRoot: root as never }), String(root)).toThrow(new TypeError('events: filterRoot must be a dot path such as "data"'));
     }
     expect(() => events({ filterRoot: 'a.b' })).not.toThrow();
+  });
+});
+
+describe('messages that say what was wrong', () => {
+  it('events: a binary frame, a non-object, a missing type or bad topics each get their own CONNECTION_ERROR / SUBSCRIPTION_ERROR message', async () => {
+    await serve(events(), {}, '/events');
+    const c = await client('/events');
+    const cases: Array<[string | Buffer, string, string]> = [
+      [Buffer.from('{"type":"subscribe","topics":["t"]}'), 'CONNECTION_ERROR', 'binary frames are not supported; send JSON messages'],
+      ['null', 'CONNECTION_ERROR', 'a message must be a JSON object'],
+      ['5', 'CONNECTION_ERROR', 'a message must be a JSON object'],
+      ['{"topics":["t"]}', 'CONNECTION_ERROR', "a message needs a 'type' string"],
+      ['{"type":"publish"}', 'CONNECTION_ERROR', "unknown message type 'publish'"],
+      ['{"type":"subscribe","topics":[]}', 'SUBSCRIPTION_ERROR', 'topics must be a non-empty array of strings'],
+      ['{"type":"subscribe","topics":["t",1]}', 'SUBSCRIPTION_ERROR', 'topics must be a non-empty array of strings'],
+      ['{"type":"unsubscribe","topics":"t"}', 'SUBSCRIPTION_ERROR', 'topics must be a non-empty array of strings'],
+    ];
+    for (const [frame, code, message] of cases) {
+      c.ws.send(frame);
+      expect(await c.nextOf('error'), String(frame)).toMatchObject({ code, message });
+    }
+    expect(running!.broker.stats().subscriptions).toBe(0);
+  });
+
+  it('events: a permission revoked live names the topics in the message too', async () => {
+    await serve(events(), {}, '/events');
+    const c = await client('/events');
+    c.sendJson({ type: 'subscribe', topics: ['a', 'b'] });
+    await c.nextOf('subscription_confirmed');
+    await running!.broker.reauthorize('writer', { id: 'writer', grants: [{ topic: 'b', access: 'read' }] });
+    expect(await c.nextOf('error')).toMatchObject({ code: 'SUBSCRIPTION_ERROR', message: 'permission revoked; unsubscribed from a', topics: ['a'] });
+  });
+
+  it('tagged: a binary frame closes 1008 saying frames are JSON', async () => {
+    await serve(tagged(), {}, '/tags');
+    const c = await client('/tags', { Tag: 't' });
+    c.ws.send(Buffer.from('{"tag":"t","message":1}'));
+    expect(await c.closed).toEqual({ code: 1008, reason: 'binary frames are not supported; send {"tag", "message"} JSON' });
+  });
+});
+
+describe('stream: what reaches a stream and what does not', () => {
+  it('closes 1008 when bind returns undefined, and 1011 when it throws a BrokerError without a close code', async () => {
+    const errors: Error[] = [];
+    await serve(stream({ bind: ({ id }) => (id === 'none' ? (undefined as never) : Promise.reject(new BrokerError('SY_ERR_BAD_FRAME', 'bad path'))) }));
+    running!.broker.on('error', (e) => errors.push(e));
+    expect(await (await client('/ws/none')).closed).toEqual({ code: 1008, reason: 'no stream for this path' });
+    expect((await (await client('/ws/x')).closed).code).toBe(1011);
+    expect(errors.map((e) => e.message)).toEqual(['bad path']);
+  });
+
+  it('counts a binary frame as invalid even when it holds JSON, and publishes nothing from it', async () => {
+    await serve(stream({ bind: ({ id }) => ({ subscribe: [`s/${id}`], publish: `s/${id}` }), maxInvalidFrames: 1 }));
+    const viewer = await client('/ws/a');
+    const device = await client('/ws/a');
+    await subscriptions(running!.broker, 2);
+    device.ws.send(Buffer.from('{"n":1}'));
+    expect(await device.closed).toEqual({ code: 1008, reason: 'frames must be JSON text' });
+    await viewer.roundTrip();
+    expect(viewer.frames).toEqual([]);
+  });
+
+  it('drops notifications and deliveries the transform turns into undefined', async () => {
+    await serve(stream({ bind: ({ id }) => ({ subscribe: [`s/${id}`] }), transform: (p) => ((p as { skip?: boolean }).skip ? undefined : p) }));
+    const c = await client('/ws/a');
+    await subscriptions(running!.broker, 1);
+    await running!.broker.notify({ principal: 'writer' }, { note: 1 });
+    await running!.broker.publish('s/a', { skip: true });
+    await running!.broker.publish('s/a', { last: true });
+    expect(await c.next()).toEqual({ last: true });
+    expect(c.frames).toEqual([{ last: true }]);
+  });
+
+  it('closes 1011 when a publish fails on the server (an authorize hook that throws)', async () => {
+    running = await start({
+      endpoints: [{ path: '/ws/:id', protocol: stream({ bind: ({ id }) => ({ subscribe: [], publish: `s/${id}` }) }) }],
+      authenticate,
+      authorize: (_principal, action) => {
+        if (action === 'publish') throw new Error('policy store down');
+        return true;
+      },
+      heartbeat: false,
+    });
+    running.broker.on('error', () => {});
+    const c = await client('/ws/a');
+    c.sendJson({ n: 1 });
+    expect((await c.closed).code).toBe(1011);
   });
 });
