@@ -146,6 +146,18 @@ describe('the owner', () => {
   });
 });
 
+describe('a reset connection', () => {
+  it('a peer that resets TCP is reported as gone (1006), its socket error handled', async () => {
+    const p = await pair();
+    p.raw.write(frame(9, 'x'));
+    await p.raw.next((f) => f.opcode === 10, 'the pong');
+    p.raw.socket.resetAndDestroy();
+    await closed(p);
+    expect(p.heard).toEqual(['socketClosed 1006 ']);
+    expect(p.server.destroyed).toBe(true);
+  });
+});
+
 describe('acceptUpgrade', () => {
   it('writes the 101 on a live socket, and refuses (destroying it) one the client left', async () => {
     const server = net.createServer({ allowHalfOpen: true });
