@@ -214,6 +214,8 @@ describe('events', () => {
     const error = await c.nextOf('error');
     expect(error.code).toBe('SUBSCRIPTION_ERROR');
     expect(error).not.toHaveProperty('topics');
+    c.sendJson({ type: 'subscribe', topics: ['n'], filters: null }); // null: no filter, under a filterRoot too
+    expect(await c.nextOf('subscription_confirmed')).toMatchObject({ topics: ['n'] });
     c.sendJson({ type: 'subscribe', topics: ['t'], filters: { sev: ['high'] } });
     await c.nextOf('subscription_confirmed');
     await running!.broker.publish('t', { data: { sev: 'low' } });
