@@ -292,7 +292,12 @@ describe('stream: what reaches a stream and what does not', () => {
   });
 
   it('drops notifications and deliveries the transform turns into undefined', async () => {
-    await serve(stream({ bind: ({ id }) => ({ subscribe: [`s/${id}`] }), transform: (p) => ((p as { skip?: boolean }).skip ? undefined : p) }));
+    const seen: unknown[] = [];
+    const transform = (p: unknown) => {
+      seen.push(p);
+      return (p as { skip?: boolean }).skip ? undefined : p;
+    };
+    await serve(stream({ bind: ({ id }) => ({ subscribe: [`s/${id}`] }), transform }));
     const c = await client('/ws/a');
     await subscriptions(running!.broker, 1);
     await running!.broker.notify({ principal: 'writer' }, { note: 1 });
@@ -300,6 +305,8 @@ describe('stream: what reaches a stream and what does not', () => {
     await running!.broker.publish('s/a', { last: true });
     expect(await c.next()).toEqual({ last: true });
     expect(c.frames).toEqual([{ last: true }]);
+    // The transform sees the publishes only: a notification is not a stream delivery.
+    expect(seen).toEqual([{ skip: true }, { last: true }]);
   });
 
   it('closes 1011 when a publish fails on the server (an authorize hook that throws)', async () => {
