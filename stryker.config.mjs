@@ -9,9 +9,10 @@
 //   Static mutants, NOT equivalent but out of Stryker's reach: module-level constants are
 //     evaluated once at import and `isolate: false` keeps the first import, so these mutants are
 //     never active and show as survived: wire.ts GUID, KEY, SCHEME_TOKEN, TOKEN, PING, the phase
-//     objects OPEN…CLOSED and the NEXT transition map (about 60 of wire.ts's survivors); the same
-//     for BINARY_TYPES/REFUSALS/MAX_ID_LENGTH in envelope.ts (not run yet). Applied by hand, the
-//     KEY `^` and `$` removals and SCHEME_TOKEN's `^` removal fail test/wire-handshake-edges.
+//     objects OPEN…CLOSED and the NEXT transition map (67 of wire.ts's 347 mutants, all shown as
+//     survived); the same for BINARY_TYPES/REFUSALS/MAX_ID_LENGTH in envelope.ts (not run yet).
+//     Applied by hand, the KEY `^` and `$` removals and SCHEME_TOKEN's `^` removal fail
+//     test/wire-handshake-edges.test.ts.
 //   wire.ts `tcp.setNoDelay?.(true)` → `false`: Nagle only delays small writes, the bytes are the
 //     same. `tcp.setTimeout?.(0)` → `tcp.setTimeout(0)`: every socket given here has setTimeout.
 //     `if (head.length > 0) socket.unshift(head)` → `true` / `>= 0`: unshifting an empty buffer
