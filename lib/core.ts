@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import hyperid from 'hyperid';
 import { Access } from './access.js';
+import { isThenable } from './awaitable.js';
 import { Cluster } from './cluster.js';
 import { Connections } from './connections.js';
 import { ConnectionControl } from './control.js';
@@ -104,7 +105,14 @@ export class BrokerCore implements SessionHost, GateHost {
       options.bus ?? null,
       this.nodeId,
       {
-        publish: (delivery) => (delivery.offset === undefined || ordering === null ? this.router.fanout(delivery.topic, delivery, null) : ordering.deliver(delivery)),
+        publish: (delivery, answer) => {
+          const recipients = delivery.offset === undefined || ordering === null ? this.router.fanout(delivery.topic, delivery, null) : ordering.deliver(delivery);
+          // Cluster-wide acks: the count once delivered (a history message may wait for its turn).
+          if (answer !== undefined) {
+            if (isThenable(recipients)) Promise.resolve(recipients).then(answer, () => answer(0));
+            else answer(recipients);
+          }
+        },
         direct: (delivery) => this.dispatcher.directLocal(delivery),
         notify: (target, data, sentAt) => this.dispatcher.notifyLocal(target, data, sentAt),
         revoke: (target, reason) => this.revokeLocal(target, reason),
@@ -114,6 +122,7 @@ export class BrokerCore implements SessionHost, GateHost {
       },
       report,
       logger,
+      this.options.clusterAcks && { ...this.options.clusterAcks, skip: (topic) => this.presence.isPresenceTopic(topic) },
     );
     const parts = {
       options: this.options,

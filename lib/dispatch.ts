@@ -51,8 +51,18 @@ export class Dispatcher {
     this.#p = parts;
   }
 
-  /** Numbers the message (history topics, through the store), then delivers it. */
-  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
+  /**
+   * Numbers the message (history topics, through the store), then delivers it. With
+   * `clusterAcks` (and `count`: the caller reports recipients), the result waits for the other
+   * nodes' counts (lib/cluster-acks.ts).
+   */
+  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer, count = true): Awaitable<PublishResult> {
+    const acks = count ? this.#p.cluster.counting : null;
+    const result = this.#publish(topic, payload, from, exclude, binary, acks !== null);
+    return acks === null ? result : acks.settle(result);
+  }
+
+  #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary: Buffer | undefined, count: boolean): Awaitable<PublishResult> {
     const { options, store, access } = this.#p;
     const messageId = this.#p.newId();
     const sentAt = Date.now();
@@ -73,7 +83,7 @@ export class Dispatcher {
         // first; with the appends numbered in call order, subscribers receive in offset order.
         const appended = Promise.resolve(record);
         const after = before === undefined ? appended : before.then(() => appended, () => appended);
-        const deliver = (r: { offset: number; epoch: string }) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch);
+        const deliver = (r: { offset: number; epoch: string }) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch, count);
         let handed: Promise<unknown>;
         let result: Promise<PublishResult>;
         if (ordering === null) {
@@ -93,9 +103,9 @@ export class Dispatcher {
         handed.then(settled, settled);
         return pipelined(result);
       }
-      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch, count);
     }
-    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined);
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined, count);
   }
 
   #deliverPublish(
@@ -108,6 +118,7 @@ export class Dispatcher {
     sentAt: number,
     offset: number | undefined,
     epoch: string | undefined,
+    count: boolean,
   ): Awaitable<PublishResult> {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
@@ -118,6 +129,8 @@ export class Dispatcher {
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
       ...(offset !== undefined && { offset, epoch }),
+      // Cluster-wide acks: the other nodes answer with their counts (added to recipients by publish()).
+      ...(count && cluster.counting?.open(messageId, topic) === true && { ack: true as const }),
     });
     this.published++;
     return isThenable(recipients) ? Promise.resolve(recipients).then((n) => this.#published(topic, messageId, from, n, offset, epoch)) : this.#published(topic, messageId, from, recipients, offset, epoch);

@@ -115,7 +115,7 @@ export class Requests implements SessionRequests {
   #publishAllowed(allowed: boolean, session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult> {
     if (!allowed) throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
     const echo = options.echo ?? session.endpoint.echo;
-    return this.#p.dispatcher.publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
+    return this.#p.dispatcher.publish(topic, payload, session.principal.id, echo ? null : session, options.binary, options.clusterCount !== false);
   }
 
   async direct(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {

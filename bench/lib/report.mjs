@@ -232,7 +232,7 @@ export function renderTable(report) {
 // SVG: one group of bars per scenario, normalised to the scenario's baseline (raw ws = 1.0;
 // history: off = 1.0). Hand-written, no dependency.
 
-const COLOURS = { raw: '#9ca3af', socketio: '#f59e0b', switchyard: '#2563eb', 'history-off': '#93c5fd', 'history-on': '#1d4ed8' };
+const COLOURS = { raw: '#9ca3af', socketio: '#f59e0b', switchyard: '#2563eb', nats: '#059669', mosquitto: '#7c3aed', 'history-off': '#93c5fd', 'history-on': '#1d4ed8' };
 
 function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

@@ -29,7 +29,7 @@ function nextMask() {
   return m;
 }
 
-/** Encode one masked client frame (opcode 1 text, 8 close, 10 pong). */
+/** Encode one masked client frame (opcode 1 text, 2 binary, 8 close, 10 pong). */
 export function encodeFrame(opcode, payload) {
   const len = payload.length;
   const headerLen = len < 126 ? 2 : len < 65536 ? 4 : 10;
@@ -60,6 +60,7 @@ export class LightWs {
    * @param {string} o.path  path with query, e.g. /ws?token=abc
    * @param {string} [o.localAddress]
    * @param {string} [o.extensions]  a Sec-WebSocket-Extensions offer (messages then arrive as sent, compressed or not)
+   * @param {string} [o.protocol]  a Sec-WebSocket-Protocol to ask for (e.g. `mqtt`); the answer must name it
    * @param {(buf: Buffer, start: number, end: number) => void} o.onMessage  one call per complete data message
    * @param {(code: number, reason: string) => void} [o.onClose]
    */
@@ -117,6 +118,10 @@ export class LightWs {
         }
         const m = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(text);
         if (!m || m[1] !== expectedAccept) return fail(new Error('bad Sec-WebSocket-Accept'));
+        if (this.o.protocol) {
+          const pm = /\r\nsec-websocket-protocol:\s*(\S+)/i.exec(text);
+          if (!pm || pm[1].toLowerCase() !== this.o.protocol.toLowerCase()) return fail(new Error(`server did not accept subprotocol ${this.o.protocol}`));
+        }
         settled = true;
         clearTimeout(timer);
         this.handshakeData = null;
@@ -141,6 +146,7 @@ export class LightWs {
             `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
             // bench/compression.mjs offers permessage-deflate: frames are still counted by header.
             (this.o.extensions ? `Sec-WebSocket-Extensions: ${this.o.extensions}\r\n` : '') +
+            (this.o.protocol ? `Sec-WebSocket-Protocol: ${this.o.protocol}\r\n` : '') +
             '\r\n',
         );
       });
@@ -231,6 +237,11 @@ export class LightWs {
   /** Send one text frame. */
   send(text) {
     this.#write(encodeFrame(1, Buffer.from(text)));
+  }
+
+  /** Send one binary frame (MQTT over WebSocket requires binary frames). */
+  sendBinary(buf) {
+    this.#write(encodeFrame(2, buf));
   }
 
   /** Bytes queued in user space (socket.writableLength), for back-pressure checks. */
