@@ -20,6 +20,8 @@
 //   session.ts `timer.unref()` removed (expiry and close timers): unref only lets the process exit
 //     while a timer is pending. `protocol.tokenExpiring !== undefined &&` → `true`: the timer then
 //     calls `protocol.tokenExpiring?.()`, which does nothing when the hook is absent.
+//   session.ts (from reading, not yet confirmed by hand): `if (expiresAt <= now)` → `if (false)`:
+//     the close timer then gets a delay of 0 or less and closes 4002 'token expired' at once too.
 //   protocols/json.ts `if (length < 2 * (maxDepth + 1)) return false` → `if (false)`, `2 / (…)`,
 //     `maxDepth - 1`: a shortcut only (a shorter text cannot nest deeper than maxDepth), so
 //     scanning more texts gives the same answers; `<=` is killed (test/protocol-json-depth).
