@@ -127,6 +127,34 @@ describe('frame types', () => {
   });
 });
 
+describe('custom X- results', () => {
+  it('falsy results are returned as they are; a result JSON has no text for (a function) gives an Ack without result', async () => {
+    const c = await broker({}, envelope({
+      handlers: {
+        'X-Null': () => null,
+        'X-Zero': () => 0,
+        'X-False': () => false,
+        'X-Empty': () => '',
+        'X-Fn': () => () => 1,
+        'X-Refuse': () => {
+          throw new BrokerError('SY_ERR_FORBIDDEN', 'not for you', { details: { why: 'test' } });
+        },
+      },
+    }));
+    const results: unknown[] = [];
+    for (const type of ['X-Null', 'X-Zero', 'X-False', 'X-Empty', 'X-Fn']) results.push((await reply(c, { type, id: type, data: null })).data);
+    expect(results).toEqual([
+      { message_id: 'X-Null', status: 'ok', result: null },
+      { message_id: 'X-Zero', status: 'ok', result: 0 },
+      { message_id: 'X-False', status: 'ok', result: false },
+      { message_id: 'X-Empty', status: 'ok', result: '' },
+      { message_id: 'X-Fn', status: 'ok' },
+    ]);
+    expect((await reply(c, { type: 'X-Refuse', id: 'f', data: null })).data).toEqual({ code: 403, message: 'not for you', details: { why: 'test', message_id: 'f' } });
+    await c.close();
+  });
+});
+
 describe('a rate-limited request', () => {
   it('names an id of exactly 128 characters, the longest a request may carry', async () => {
     const c = await broker({ limits: { rate: { perSecond: 0.001, burst: 1 } } });
