@@ -124,7 +124,7 @@ async function main() {
   for (const sc of scenarios) {
     // BENCH_PARAMS='{"window":32}' overrides scenario parameters (for experiments, not reports).
     const params = { ...sc.params(args.quick), ...(process.env.BENCH_PARAMS ? JSON.parse(process.env.BENCH_PARAMS) : {}) };
-    const variants = (sc.variants ? sc.variants(args.systems) : args.systems.map((s) => ({ system: s, key: s, label: SYSTEMS[s].label })));
+    const variants = (sc.variants ? sc.variants(args.systems, SYSTEMS) : args.systems.map((s) => ({ system: s, key: s, label: SYSTEMS[s].label })));
     // Rotate the order of systems from run to run, so none always goes first or last (drift
     // within a scenario, e.g. TIME_WAIT sockets left by the connect scenario, is spread evenly).
     for (let run = 1; run <= args.runs; run++) {

@@ -231,11 +231,16 @@ class EnvelopeConn {
     return r.ack;
   }
 
-  /** Publish; `onAck(ackData)` gets { recipients } or { error }. */
+  /** Publish; `onAck(ackData)` gets { recipients } or { error }. Without `onAck` the publish carries no id (no Ack). */
   publish(topic, payload, onAck) {
+    const head = `{"type":"Broadcast","data":{"topic":${JSON.stringify(topic)},"payload":${JSON.stringify(payload)}}`;
+    if (onAck === undefined || onAck === null) {
+      this.ws.send(`${head}}`);
+      return;
+    }
     const id = `p${++this.nextId}`;
     this.acks.set(id, onAck);
-    this.ws.send(`{"type":"Broadcast","data":{"topic":${JSON.stringify(topic)},"payload":${JSON.stringify(payload)}},"id":"${id}"}`);
+    this.ws.send(`${head},"id":"${id}"}`);
   }
 
   /** From now on frames are deliveries: count, sample, don't parse. */
@@ -316,7 +321,8 @@ class SocketIoConn {
   }
 
   publish(topic, payload, onAck) {
-    this.socket.emit('publish', { topic, payload }, onAck);
+    if (onAck === undefined || onAck === null) this.socket.emit('publish', { topic, payload });
+    else this.socket.emit('publish', { topic, payload }, onAck);
   }
 
   async request(type) {

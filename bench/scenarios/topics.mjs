@@ -2,7 +2,15 @@
 // (deterministic PRNG), paced by a window of un-acked publishes. Each publish reaches exactly
 // one subscriber, so this measures the per-publish path (parse, route, serialise, ack), not
 // fan-out. Metric: delivered messages per second.
-import { connectMany, closeAll, createSinkFor, pacedPublisher, measureThroughput, rng } from './shared.mjs';
+//
+// Every publish carries an id and is paced on its Ack, except in the `switchyard-noid` row
+// (issue 17): the same load without ids, so no Acks, paced instead on deliveries (at most
+// `window` sent and not yet counted, the same closed loop). The target line "topics with an id
+// ≥ 85% of without" is the ratio of the two switchyard rows in the same run.
+import { connectMany, closeAll, createSinkFor, pacedPublisher, measureThroughput, payload, rng } from './shared.mjs';
+
+/** The variant key of the row without ids. */
+export const NO_ID = 'switchyard-noid';
 
 export default {
   name: 'topics',
@@ -16,6 +24,11 @@ export default {
     measureMs: quick ? 800 : 4000,
   }),
   fds: (p) => p.subscribers + 50,
+  variants: (systems, known) =>
+    systems.flatMap((system) => [
+      { system, key: system, label: known[system].label },
+      ...(system === 'switchyard' ? [{ system, key: NO_ID, label: 'switchyard, no id' }] : []),
+    ]),
   async load(ctx) {
     const p = ctx.params;
     const topic = (i) => `bench/topics/${i}`;
@@ -29,7 +42,7 @@ export default {
     const pub = await ctx.driver.connect({ token: 'publisher' });
     const random = rng(42);
     try {
-      const publisher = pacedPublisher({
+      const publisher = (ctx.variant === NO_ID ? unackedPublisher : pacedPublisher)({
         conn: pub,
         sink,
         window: p.window,
@@ -44,3 +57,48 @@ export default {
     }
   },
 };
+
+/**
+ * pacedPublisher's closed loop without ids (no Acks): at most `window` publishes sent whose
+ * delivery is not yet counted (each reaches `expectedRecipients` subscribers), refilled once per
+ * event-loop turn, so the refills go out corked in one write as they do after a burst of Acks.
+ */
+function unackedPublisher({ conn, sink, window, topicFor, expectedRecipients }) {
+  const base = sink.count;
+  let seq = 0;
+  let running = false;
+  let queued = false;
+  const outstanding = () => seq * expectedRecipients - (sink.count - base);
+  const pump = () => {
+    queued = false;
+    if (!running) return;
+    conn.cork();
+    while (outstanding() < window * expectedRecipients) {
+      const s = ++seq;
+      conn.publish(topicFor(s), payload(s), null);
+    }
+    conn.uncork();
+  };
+  sink.onCount = () => {
+    if (running && !queued) {
+      queued = true;
+      setImmediate(pump);
+    }
+  };
+  return {
+    start() {
+      running = true;
+      pump();
+    },
+    stop() {
+      running = false;
+    },
+    // No Acks: `acked` counts publishes sent (publishes/s), recipients the deliveries expected.
+    stats: () => ({ published: seq, acked: seq, recipients: seq * expectedRecipients, errors: 0, mismatches: 0, lastError: null, inflight: 0, outstanding: outstanding() }),
+    async drain(ms = 3000) {
+      const until = performance.now() + ms;
+      while (performance.now() < until && outstanding() > 0) await new Promise((r) => setTimeout(r, 10));
+      return { inflight: 0, lost: outstanding() };
+    },
+  };
+}
