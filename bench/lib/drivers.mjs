@@ -36,6 +36,9 @@ function noteBad(sink, why) {
 }
 
 const T_KEY = Buffer.from('"t":');
+// A publish's Ack as switchyard and raw ws write it: read without JSON.parse (see #fastAck).
+const ACK_HEAD = Buffer.from('{"type":"Ack","data":{"message_id":"');
+const RECIPIENTS_KEY = Buffer.from('"recipients":');
 
 /** Read the number after the first `"t":` in buf[start, end), or NaN. */
 function readT(buf, start, end) {
@@ -131,6 +134,7 @@ class EnvelopeConn {
       if (sink.onCount !== null) sink.onCount();
       return;
     }
+    if (this.acks.size > 0 && this.#fastAck(buf, start, end)) return;
     let m;
     try {
       m = JSON.parse(buf.toString('utf8', start, end));
@@ -139,6 +143,31 @@ class EnvelopeConn {
       return;
     }
     this.#onControl(m);
+  }
+
+  /**
+   * A publish's Ack (`{"type":"Ack","data":{"message_id":"p…",…"recipients":N…}}`) read from the
+   * bytes: JSON.parse would intern the short id, a cost of the load generator's own (issue 17).
+   * Anything else, or an id not awaited, goes the parsed way.
+   */
+  #fastAck(buf, start, end) {
+    const idStart = start + ACK_HEAD.length;
+    if (end <= idStart || buf.compare(ACK_HEAD, 0, ACK_HEAD.length, start, idStart) !== 0) return false;
+    const idEnd = buf.indexOf(0x22, idStart);
+    if (idEnd === -1 || idEnd >= end) return false;
+    const id = buf.toString('latin1', idStart, idEnd);
+    const cb = this.acks.get(id);
+    if (cb === undefined) return false;
+    const at = buf.indexOf(RECIPIENTS_KEY, idEnd);
+    if (at === -1 || at >= end) return false;
+    let i = at + RECIPIENTS_KEY.length;
+    let recipients = 0;
+    const first = i;
+    for (; i < end && buf[i] >= 48 && buf[i] <= 57; i++) recipients = recipients * 10 + buf[i] - 48;
+    if (i === first) return false;
+    this.acks.delete(id);
+    cb({ recipients });
+    return true;
   }
 
   #sample(buf, start, end) {
