@@ -12,6 +12,49 @@
 //     protocol's rootFilters).
 //   `if (entries.length === 0) return null` → `if (false)`: an empty filter then compiles to no
 //     fields, and a filter with no fields passes every payload, as null does.
+// lib/frame.ts
+//   frameBytes `typeof frame === 'string'` → `true`: Buffer.from(buffer, 'latin1') copies a
+//     Buffer byte for byte (the encoding is ignored), so only the object's identity changes.
+//   `Buffer.byteLength(text, 'utf8')` and `frame.write(text, at, 'utf8')` with '' for 'utf8':
+//     an empty encoding falls back to UTF-8, the default.
+//   truncateReason `reason.slice(0, 120)` → `reason`: the loop then cuts from the whole reason to
+//     the same longest prefix of at most 120 bytes (no prefix that fits is over 120 units long);
+//     the slice only bounds the loop for long reasons.
+//   Not equivalent, but out of Stryker's reach: `MAX_STRING_FRAME = 4 * 1024` → `4 / 1024` is a
+//     static mutant (evaluated once at import). StrykerJS 9.6.1 with `testFiles` activates static
+//     mutants only after the module is imported (stryker-js issue #6144; also without
+//     `isolate: false`, tried), so it always survives. Applied by hand it fails
+//     test/core-frame.test.ts ('are used for small ASCII text, up to 4 KiB') and test/frame.test.ts.
+// lib/memory-store.ts
+//   LRU dispose `reason === 'evict' || reason === 'delete'` (→ `true`, `'delete'` → false/`!==`/""):
+//     the history LRU disposes only by 'evict' (max, pop) and 'delete' (clear() in close, after
+//     which nothing reads an epoch); it has no TTL and set() never replaces a topic's history.
+//     `#generation++` → `--`: epochs only need to differ from every earlier one.
+//   sweep: `history === undefined` → `false`, `queue === undefined` → `false` and
+//     peek's `{ allowStale: true }` → `{}`/`false`: rvalues() yields no undefined, and purgeStale()
+//     has just dropped every stale queue, so peek always finds the queue rkeys() named.
+//     `const empty = []` → `["Stryker was here"]`: deletes the queue of a principal of that name
+//     only. `if (dropped === 0) continue` → `if (false)`: with nothing dropped the rest changes
+//     nothing (no bytes, no splice; a kept queue is never empty).
+//   enqueueDirect `this.#queues.size > 1` → `true`/`>= 1`: the queue just appended to is the most
+//     recently used and holds at most the per-principal budget, which the total never is below,
+//     so the total is met before it would be popped. (Not so for history, whose newest record is
+//     kept whatever its size: that `> 1` is tested.)
+//   drainDirect `m.sentAt < oldest` → `<=`: `oldest` is Date.now() at the drain, a millisecond no
+//     test can aim at without a fake clock; the sweep's same edge is tested through sweep(now).
+//   appendHistory `if (record.binary !== undefined)` → `true`: sets `binary: undefined`, which
+//     every reader treats as absent (`binary !== undefined`).
+//   keep() `payload === undefined ? undefined : JSON.stringify(…)` → `false`: JSON.stringify of
+//     undefined is undefined.
+//   trim `if (start === history.start) return 0` → `if (false)`: with nothing dropped the rest frees
+//     0 bytes and leaves the window as it is.
+//   trim's compaction (`start >= 1024 && start * 2 >= records.length` → true/false/`||`/`>`/`<`,
+//     about 9) and the EVICTED overwrite (`{}`, `i >= start`, `false`): when and whether dropped
+//     records are spliced out or blanked changes memory only; reads see the same window (a test
+//     reads across compactions). Not equivalent for memory, which no test measures.
+//   Static mutants (`MiB = 1024 / 1024`, EVICTED's fields) always survive (stryker-js #6144, see
+//     lib/frame.ts); MiB applied by hand fails test/memory-store-budgets.test.ts and
+//     test/memory-store.test.ts. EVICTED is never read (see the overwrite above).
 // lib/rate-limit.ts
 //   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
 // lib/topic-index.ts
@@ -21,9 +64,21 @@
 //   #prune and Node.isEmpty mutants (about 10): pruning only frees trie nodes nobody subscribes
 //     to; an empty node left behind matches nothing, so no public behaviour changes. They are
 //     not equivalent for memory, which no test measures.
-// lib/topics.ts (from reading, not yet confirmed by a full run): the '#' and 'prefix/#' fast
-//   paths in covers() give the same answers as the level-by-level path when turned off;
-//   `i >= n.length` → `>` is caught by the final length comparison; `n[0]?.` always has a level.
+// lib/topics.ts (each checked against the code; the malformed-pattern tests in
+//   test/core-topics-assert.test.ts kill the three fast-path mutants that were not equivalent):
+//   checkTopic's loop `i < length` → `i <= length`: the extra pass reads charCodeAt(length), NaN,
+//     which is neither the separator nor a wildcard.
+//   firstWildcard `multi === -1 ? single : Math.min(…)` → `true ? single`: when both wildcards
+//     occur, returning the '+' index never takes the 'prefix/#' fast path (that needs a '#' there),
+//     and the minimum never takes it either ('#' first and last leaves no room for a '+').
+//   covers(): the '#' fast path off (`if (false)`), the concrete fast path off (`wildAt === -1`),
+//     and the 'prefix/#' fast path off or never taken (`if (false)`, `{}`, `wildAt !== …`,
+//     `outer.length + 1`, `wildAt + 1`) or taken also when the '#' is not last
+//     (`wildAt === outer.length - 1` → `true`): the level-by-level path gives the same answer for
+//     every outer, malformed too (it stops at the first '#' level with true, and a concrete outer
+//     matches only itself): they are speed-ups only. (Not so for the '#' glued to text ('ab#') or
+//     a leading '#' level ('#/a'): those three mutants are tested.)
+//   `n[0]?.startsWith` → `n[0].startsWith`: split() always returns at least one level.
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -35,6 +90,7 @@ export default {
   mutate: [
     'lib/topics.ts',
     'lib/grants.ts',
+    'lib/memory-store.ts',
     'lib/filter.ts',
     'lib/rate-limit.ts',
     'lib/topic-index.ts',
@@ -48,6 +104,8 @@ export default {
   testFiles: [
     'test/core-*.test.ts',
     'test/topics.test.ts',
+    'test/memory-store*.test.ts',
+    'test/store.test.ts',
     'test/frame.test.ts',
     'test/envelope.test.ts',
     'test/events.test.ts',

@@ -1,7 +1,10 @@
 // Cross-node fan-out over RedisBus, as a ratio of single-node fan-out in the same run.
 //
-//   npm run build && node bench/cluster.mjs [--subscribers=500] [--runs=3] [--measure=4000]
+//   npm run build && node bench/cluster.mjs [--subscribers=500] [--runs=3] [--measure=4000] [--history]
 //
+// With --history the topic keeps history in a RedisStore on the shared Redis (every layout, a key
+// prefix per round, deleted after it): every publish is appended and numbered, and on two nodes
+// every delivery goes through the ordering of history topics (lib/ordering.ts).
 // Three layouts, interleaved round by round, each on fresh node processes (bench/servers/
 // cluster-node.mjs), the delivering node pinned to CPU 0 and the other node to CPU 1:
 //   single  one node, no bus: publisher and subscribers on it (the baseline);
@@ -26,11 +29,12 @@ const MEASURE = arg('measure', 4000);
 const WINDOW = arg('window', 64);
 const node = fileURLToPath(new URL('./servers/cluster-node.mjs', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
+const HISTORY = process.argv.includes('--history');
 
-function startNode(cpu, channel) {
+function startNode(cpu, channel, prefix) {
   const child = spawn('taskset', ['-c', String(cpu), process.execPath, node], {
     cwd: root,
-    env: { ...process.env, ...(channel && { BENCH_CHANNEL: channel }) },
+    env: { ...process.env, ...(channel && { BENCH_CHANNEL: channel }), ...(prefix && { BENCH_STORE_PREFIX: prefix }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -49,8 +53,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function measure(layout) {
   const channel = layout === 'single' ? undefined : `bench:cluster:${randomUUID()}`;
-  const b = await startNode(0, channel);
-  const a = layout === 'single' ? null : await startNode(1, channel);
+  const prefix = HISTORY ? `bench:cluster:${randomUUID()}:` : undefined;
+  const b = await startNode(0, channel, prefix);
+  const a = layout === 'single' ? null : await startNode(1, channel, prefix);
   const topic = 'bench/cluster';
   let delivered = 0;
   let published = 0;
@@ -97,7 +102,17 @@ async function measure(layout) {
     n.child.kill('SIGKILL');
     await new Promise((r) => n.child.once('exit', r));
   }
+  if (prefix) await dropKeys(prefix);
   return rate;
+}
+
+async function dropKeys(prefix) {
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const keys = [];
+  for await (const batch of admin.scanStream({ match: `${prefix}*`, count: 500 })) keys.push(...batch);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
 }
 
 const layouts = ['single', 'local', 'cross'];
@@ -111,7 +126,7 @@ for (let run = 0; run < RUNS; run++) {
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const base = median(rates.single);
-console.log(`fan-out 1 → ${SUBS} subscribers on node B, medians of ${RUNS} (deliveries/s):`);
+console.log(`fan-out 1 → ${SUBS} subscribers on node B${HISTORY ? ', history topic (RedisStore)' : ''}, medians of ${RUNS} (deliveries/s):`);
 for (const l of layouts) {
   const m = median(rates[l]);
   const ratios = rates[l].map((r, i) => (r / rates.single[i]).toFixed(2)).join(', ');

@@ -22,6 +22,8 @@ export interface ClusterNode {
   notify(target: NotifyTarget, data: unknown, sentAt: number): void;
   revoke(target: { principal?: string; tokenId?: string }, reason: string): void;
   reauthorize(principalId: string, replacement: Principal | undefined): void;
+  /** The bus receives again after a loss: history topics catch up from the store (lib/ordering.ts). */
+  catchUp?(): void;
 }
 
 export class Cluster {
@@ -53,8 +55,10 @@ export class Cluster {
   #observer(): BusObserver {
     return {
       down: ({ since, reason }) => this.#report(new BrokerError('SY_ERR_BUS_GAP', `bus link lost (${reason}): messages from other nodes are missed until it is back`), { bus: 'down', since, reason }),
-      gap: (gap) =>
-        this.#report(new BrokerError('SY_ERR_BUS_GAP', `bus link back after ${gap.durationMs} ms: messages other nodes sent meanwhile were not received`), { bus: 'gap', ...gap }),
+      gap: (gap) => {
+        this.#report(new BrokerError('SY_ERR_BUS_GAP', `bus link back after ${gap.durationMs} ms: messages other nodes sent meanwhile were not received${this.#node.catchUp ? ' (history topics are caught up from the store)' : ''}`), { bus: 'gap', ...gap });
+        this.#node.catchUp?.();
+      },
       error: (err) => this.#report(new BrokerError('SY_ERR_BACKEND', 'bus error', { cause: err }), {}),
     };
   }

@@ -16,6 +16,7 @@ import type { ConnectionInfo, EventSink } from './events.js';
 import { Gate, type GateHost } from './handshake.js';
 import { MemoryRegistry } from './memory-registry.js';
 import { MemoryStore } from './memory-store.js';
+import { Ordering } from './ordering.js';
 import { toLogger } from './logger.js';
 import { resolveOptions, type BrokerOptions, type ResolvedEndpoint, type ResolvedLimits, type ResolvedOptions } from './options.js';
 import type { Outbox } from './outbox.js';
@@ -26,6 +27,7 @@ import { Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
 import type { Registry } from './registry.js';
 import type { Store } from './store.js';
+import { hasWildcard } from './topics.js';
 import type { Handshake, Principal } from './types.js';
 
 /** What `stats()` reports. */
@@ -43,6 +45,8 @@ export interface BrokerStats {
   deflated: number;
   rejectedHandshakes: number;
   slowConsumersClosed: number;
+  /** History topics this node keeps in offset order across nodes now (with a bus; lib/ordering.ts). */
+  orderedTopics: number;
 }
 
 export class BrokerCore implements SessionHost, GateHost {
@@ -55,6 +59,8 @@ export class BrokerCore implements SessionHost, GateHost {
   readonly store: Store;
   readonly registry: Registry;
   readonly cluster: Cluster;
+  /** Orders history topics across nodes (with a bus and history only). */
+  readonly ordering: Ordering | null;
   readonly access: Access;
   readonly presence: PresenceTracker;
   readonly dispatcher: Dispatcher;
@@ -80,16 +86,31 @@ export class BrokerCore implements SessionHost, GateHost {
     }
     this.access = new Access(this.options, options.authorize, report);
     this.presence = new PresenceTracker(this.options.syntax);
+    const h = this.options.history;
+    const ordering = options.bus !== undefined && h !== undefined
+      ? new Ordering({
+          store: this.store,
+          limits: h,
+          storeTimeoutMs: this.options.storeTimeoutMs,
+          router: this.router,
+          settings: h.reorder,
+          keepsHistory: (topic) => this.access.keepsHistory(topic),
+          isPattern: (topic) => hasWildcard(this.options.syntax, topic),
+          report,
+        })
+      : null;
+    this.ordering = ordering;
     this.cluster = new Cluster(
       options.bus ?? null,
       this.nodeId,
       {
-        publish: (delivery) => this.router.fanout(delivery.topic, delivery, null),
+        publish: (delivery) => (delivery.offset === undefined || ordering === null ? this.router.fanout(delivery.topic, delivery, null) : ordering.deliver(delivery)),
         direct: (delivery) => this.dispatcher.directLocal(delivery),
         notify: (target, data, sentAt) => this.dispatcher.notifyLocal(target, data, sentAt),
         revoke: (target, reason) => this.revokeLocal(target, reason),
         reauthorize: (id, replacement) =>
           void this.requests.recheck(id, replacement).catch((err: unknown) => report(err, { during: 'reauthorize' })),
+        ...(ordering && { catchUp: () => ordering.catchUp() }),
       },
       report,
       logger,
@@ -107,6 +128,7 @@ export class BrokerCore implements SessionHost, GateHost {
       nodeId: this.nodeId,
       registry: this.registry,
       registryShared: options.registry !== undefined,
+      ordering,
     };
     this.dispatcher = new Dispatcher(parts);
     const recovery = new Recovery(this.options, this.store, this.router, events);
@@ -262,6 +284,7 @@ export class BrokerCore implements SessionHost, GateHost {
       slowConsumersClosed: this.#slowConsumersClosed,
       delivered: this.router.delivered,
       deflated: this.router.deflated,
+      orderedTopics: this.ordering?.topics ?? 0,
     };
   }
 
@@ -273,6 +296,7 @@ export class BrokerCore implements SessionHost, GateHost {
     const empty = this.connections.empty();
     for (const session of [...this.connections.all()]) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await empty;
+    this.ordering?.close();
     // This node's connections are gone from the registry before its handle is released.
     const results = [
       ...(await Promise.allSettled([this.registry.leave(this.nodeId)])),

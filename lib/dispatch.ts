@@ -13,6 +13,7 @@ import type { EventSink } from './events.js';
 import type { ResolvedOptions } from './options.js';
 import type { PresenceTracker } from './presence.js';
 import type { Delivery, DirectResult, PublishResult } from './protocol.js';
+import type { Ordering } from './ordering.js';
 import type { Registry } from './registry.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -35,6 +36,8 @@ export interface DispatchParts {
   registry: Registry;
   /** Whether the registry is the cluster's (given in the options), not this node's alone. */
   registryShared: boolean;
+  /** Orders history topics' deliveries across nodes (with a bus and history; null otherwise). */
+  ordering: Ordering | null;
 }
 
 export class Dispatcher {
@@ -55,7 +58,12 @@ export class Dispatcher {
     const sentAt = Date.now();
     const h = options.history;
     if (h !== undefined && access.keepsHistory(topic)) {
-      const append = () => guardStore('publish', options.storeTimeoutMs, store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h));
+      const ordering = this.#p.ordering;
+      const append = () => {
+        const appended = guardStore('publish', options.storeTimeoutMs, store.appendHistory({ topic, messageId, payload, sentAt, from, ...(binary && { binary }) }, h));
+        if (ordering !== null && exclude !== null && isThenable(appended)) ordering.publishing(topic, messageId, exclude, appended);
+        return appended;
+      };
       const before = this.#pending.get(topic);
       // A store that may number concurrent appends out of call order gets one at a time per topic.
       const record = before === undefined || store.ordersAppends === true ? append() : before.then(append, append);
@@ -65,13 +73,25 @@ export class Dispatcher {
         // first; with the appends numbered in call order, subscribers receive in offset order.
         const appended = Promise.resolve(record);
         const after = before === undefined ? appended : before.then(() => appended, () => appended);
-        const delivered = after.then((r) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch));
-        this.#pending.set(topic, delivered);
+        const deliver = (r: { offset: number; epoch: string }) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch);
+        let handed: Promise<unknown>;
+        let result: Promise<PublishResult>;
+        if (ordering === null) {
+          result = after.then(deliver);
+          handed = result;
+        } else {
+          // Boxed, so the next one of the topic waits for this one's hand-off, not for its turn in
+          // the ordering (lib/ordering.ts), which keeps the order from there.
+          const boxed = after.then((r) => ({ result: deliver(r) }));
+          handed = boxed;
+          result = boxed.then((box) => box.result);
+        }
+        this.#pending.set(topic, handed);
         const settled = () => {
-          if (this.#pending.get(topic) === delivered) this.#pending.delete(topic);
+          if (this.#pending.get(topic) === handed) this.#pending.delete(topic);
         };
-        delivered.then(settled, settled);
-        return pipelined(delivered);
+        handed.then(settled, settled);
+        return pipelined(result);
       }
       return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
     }
@@ -88,10 +108,11 @@ export class Dispatcher {
     sentAt: number,
     offset: number | undefined,
     epoch: string | undefined,
-  ): PublishResult {
+  ): Awaitable<PublishResult> {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
-    const recipients = this.#p.router.fanout(topic, delivery, exclude);
+    const ordering = this.#p.ordering;
+    const recipients = offset === undefined || ordering === null ? this.#p.router.fanout(topic, delivery, exclude) : ordering.deliverLocal(delivery, exclude);
     const cluster = this.#p.cluster;
     if (cluster.enabled) cluster.send({
       kind: 'publish', topic, payload, messageId, sentAt, from,
@@ -99,6 +120,10 @@ export class Dispatcher {
       ...(offset !== undefined && { offset, epoch }),
     });
     this.published++;
+    return isThenable(recipients) ? Promise.resolve(recipients).then((n) => this.#published(topic, messageId, from, n, offset, epoch)) : this.#published(topic, messageId, from, recipients, offset, epoch);
+  }
+
+  #published(topic: string, messageId: string, from: string | null, recipients: number, offset: number | undefined, epoch: string | undefined): PublishResult {
     const events = this.#p.events;
     if (events.wants('publish')) events.emit('publish', { topic, messageId, recipients, from });
     const result: PublishResult = { messageId, recipients };

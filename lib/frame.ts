@@ -107,5 +107,11 @@ export function truncateReason(reason: string): string {
   if (Buffer.byteLength(reason) <= 123) return reason;
   let out = reason.slice(0, 120);
   while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
+  // A cut between the halves of a surrogate pair leaves a lone half, which UTF-8 turns into U+FFFD.
+  if (isHighSurrogate(out.charCodeAt(out.length - 1))) out = out.slice(0, -1);
   return out + '...';
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
 }

@@ -92,6 +92,15 @@ export interface HistoryOptions {
   maxMessages?: number;
   /** Age limit of records in ms. Default 5 minutes. */
   maxAgeMs?: number;
+  /**
+   * With a bus: how long a message that arrives before earlier ones of its topic waits for them,
+   * in ms, before they are read from the store (README "Running several nodes"). Default 20.
+   */
+  reorderWaitMs?: number;
+  /** With a bus: messages waiting per topic; reaching it reads the store at once. Default 1,000. */
+  reorderMaxBuffered?: number;
+  /** With a bus: history topics a node orders at once; further ones are delivered unordered. Default 10,000. */
+  reorderMaxTopics?: number;
 }
 
 export interface BrokerOptions {
@@ -179,7 +188,7 @@ export interface ResolvedOptions {
   heartbeatMs: number | false;
   offlineQueue: boolean;
   presence: boolean;
-  history: { topics: string[]; maxMessages: number; maxAgeMs: number } | undefined;
+  history: { topics: string[]; maxMessages: number; maxAgeMs: number; reorder: { waitMs: number; maxBuffered: number; maxTopics: number } } | undefined;
   expiryWarningMs: number;
   storeTimeoutMs: number;
 }
@@ -268,6 +277,11 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
       topics: h.topics,
       maxMessages: positive('history.maxMessages', h.maxMessages, 100),
       maxAgeMs: positive('history.maxAgeMs', h.maxAgeMs, 5 * 60 * 1000),
+      reorder: {
+        waitMs: positive('history.reorderWaitMs', h.reorderWaitMs, 20),
+        maxBuffered: positive('history.reorderMaxBuffered', h.reorderMaxBuffered, 1000),
+        maxTopics: positive('history.reorderMaxTopics', h.reorderMaxTopics, 10_000),
+      },
     };
   }
   const heartbeat = options.heartbeat === undefined ? { intervalMs: 30_000 } : options.heartbeat;

@@ -13,6 +13,7 @@ import { BrokerError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { PresenceTracker } from './presence.js';
 import type { DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
+import type { Ordering } from './ordering.js';
 import type { Recovery } from './recovery.js';
 import type { Router } from './router.js';
 import type { Session, SessionRequests } from './session.js';
@@ -31,6 +32,8 @@ export interface RequestParts {
   store: Store;
   connections: Connections;
   presence: PresenceTracker;
+  /** Orders history topics across nodes (lib/ordering.ts); null on a single node. */
+  ordering: Ordering | null;
 }
 
 export class Requests implements SessionRequests {
@@ -63,6 +66,9 @@ export class Requests implements SessionRequests {
       session.addSubscription(p, request.filter?.source ?? null);
       router.add(p, session, request.filter);
     }
+    // On a cluster, a history topic new to this node starts where the store stands (lib/ordering.ts).
+    const anchored = this.#p.ordering?.anchor(request.patterns);
+    if (anchored !== undefined) await anchored;
     if (request.recover.length === 0) return result();
     // Objects without a prototype: a topic may be named __proto__.
     const recovered = Object.create(null) as Record<string, boolean>;

@@ -44,6 +44,11 @@ export class Router implements FlushScheduler {
     this.#index.remove(pattern, session);
   }
 
+  /** Whether a connection here subscribes to something matching the concrete `topic`. */
+  has(topic: string): boolean {
+    return this.#index.has(topic);
+  }
+
   /**
    * Hands a delivery to every local subscription matching `topic` except `exclude`'s; a
    * connection with overlapping subscriptions gets it once. Returns the connections reached.

@@ -106,6 +106,16 @@ export class TopicIndex<K, V> {
     return removed;
   }
 
+  /** Whether some subscription matches the concrete `topic`. */
+  has(topic: string): boolean {
+    if (this.#exact.has(topic)) return true;
+    if (this.#wild === 0) return false;
+    let found = false;
+    const levels = topic.split(this.#syntax.separator);
+    this.#walk(this.#root, levels, 0, () => (found = true), levels[0]!.startsWith('$'));
+    return found;
+  }
+
   /** Calls `visit` for every subscription whose pattern matches the concrete `topic`. */
   match(topic: string, visit: MatchVisitor<K, V>): void {
     this.#exact.get(topic)?.forEach((value, key) => visit(key, value));
