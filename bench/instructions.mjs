@@ -49,7 +49,8 @@ async function serve(port) {
     setImmediate(() => process.exit(0));
   });
   attach(broker, server);
-  server.listen(port, '127.0.0.1', () => process.stdout.write('listening\n'));
+  // Port 0: the kernel picks a free one (a random pick collided with other processes' ports).
+  server.listen(port, '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
 }
 
 async function measure() {
@@ -79,15 +80,19 @@ async function measure() {
     // Alternate which mode goes first from run to run.
     const mode = modes[(round + run - 1) % modes.length];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-callgrind-'));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
     const server = spawn(
       'valgrind',
-      ['--tool=callgrind', `--callgrind-out-file=${dir}/cg.out`, '--dump-instr=no', '--collect-jumps=no', process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), `--serve=${port}`],
+      ['--tool=callgrind', `--callgrind-out-file=${dir}/cg.out`, '--dump-instr=no', '--collect-jumps=no', process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--serve=0'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise((resolve) => server.once('exit', resolve));
-    await new Promise((resolve, reject) => {
-      server.stdout.on('data', (d) => d.toString().includes('listening') && resolve());
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
       server.once('exit', (code) => reject(new Error(`server exited (${code}) before listening`)));
     });
     const driver = await makeDriver('switchyard', { host: '127.0.0.1', port });
