@@ -390,7 +390,8 @@ function parse(raw: Buffer, maxJsonDepth: number): Request {
   let message: Record<string, unknown>;
   // A trailing `,"id":"…"}` is read here and cut off before JSON.parse, which would intern a
   // short id (json.ts, trailingMember); a later duplicate wins as in JSON.parse.
-  const cut = trailingMember(raw, 'id');
+  const last = raw.length - 1;
+  const cut = raw[last] === 0x7d && raw[last - 1] === 0x22 ? trailingMember(raw, 'id') : -1;
   try {
     message = cut === -1 ? parseObject(raw, undefined, maxJsonDepth) : parseObjectText(`${raw.toString('utf8', 0, cut)}}`, undefined, maxJsonDepth);
   } catch (err) {
