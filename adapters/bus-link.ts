@@ -3,11 +3,16 @@
  * idle subscription, and the down → gap bookkeeping a BusObserver hears. Transport only: which
  * messages mean what is the broker's business (lib/cluster.ts).
  *
- * Frame: `<node id>\n<body>`, one UTF-8 string. The body is the BusMessage as JSON (serialised
- * once per publish, whatever the number of nodes), or `?<n>` for a probe. Every node hears every
- * frame on the channel, its own included (Redis and NATS both echo); the node id in front lets a
- * node drop its own frames and other nodes' probes without parsing JSON. Binary data travels as
- * the message's base64 `binary` field, so the frame stays valid UTF-8.
+ * Frame: `<node id>\n<body>`, one UTF-8 string. The body is a BusMessage as JSON (serialised
+ * once per publish, whatever the number of nodes), a JSON array of them, or `?<n>` for a probe.
+ * Every node hears every frame on the channel, its own included (Redis and NATS both echo); the
+ * node id in front lets a node drop its own frames and other nodes' probes without parsing JSON.
+ * Binary data travels as the message's base64 `binary` field, so the frame stays valid UTF-8.
+ *
+ * Messages a node publishes in one turn of the event loop leave in one frame (an array, up to
+ * BATCH_CHARS; a lone message as itself), at the end of the turn: one bus publish, one write and,
+ * on every receiving node, one pub/sub message to take apart instead of one per message. Order is
+ * kept (a frame's messages are handled in array order, frames in the order they were sent).
  */
 import type { BusHandler, BusMessage, BusObserver } from 'switchyard';
 
@@ -20,6 +25,9 @@ export interface ProbeOptions {
   /** How long a probe may take to come back before the subscribing connection is rebuilt, in ms. Default 3000. */
   probeTimeoutMs?: number;
 }
+
+/** A frame holds at most this many characters of messages (one bigger message goes alone). */
+export const BATCH_CHARS = 64 * 1024;
 
 export interface LinkTransport {
   /** Publishes one frame; rejects when it cannot. */
@@ -59,6 +67,10 @@ export class Link {
   #pending: { seq: number; timer: NodeJS.Timeout } | null = null;
   #ticker: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Messages of this turn not sent yet (JSON each), their length, and the promise they share. */
+  #batch: string[] = [];
+  #batchChars = 0;
+  #batchSent: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
 
   constructor(nodeId: string, handler: BusHandler, observer: BusObserver, transport: LinkTransport, probe: { intervalMs: number; timeoutMs: number }) {
     // The id ends at the first newline, so one inside it would cut it short.
@@ -74,9 +86,37 @@ export class Link {
     }
   }
 
-  /** The frame for a message: serialised once, whatever the number of receivers. */
-  encode(message: BusMessage): string {
-    return this.#prefix + JSON.stringify(message);
+  /**
+   * Publishes a message with the others of this turn, in one frame at the end of the turn.
+   * Resolves once that frame is published; rejects (every message of it) if it cannot be.
+   */
+  post(message: BusMessage): Promise<void> {
+    const json = JSON.stringify(message);
+    if (this.#batchChars + json.length > BATCH_CHARS && this.#batch.length > 0) this.#flush();
+    this.#batch.push(json);
+    this.#batchChars += json.length + 1;
+    if (this.#batchSent === null) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#batchSent = { promise, resolve, reject };
+      setImmediate(() => this.#flush());
+    }
+    return this.#batchSent.promise;
+  }
+
+  #flush(): void {
+    const batch = this.#batch;
+    const sent = this.#batchSent;
+    if (batch.length === 0 || sent === null) return;
+    this.#batch = [];
+    this.#batchChars = 0;
+    this.#batchSent = null;
+    const frame = batch.length === 1 ? this.#prefix + batch[0] : `${this.#prefix}[${batch.join(',')}]`;
+    this.#transport.send(frame).then(sent.resolve, sent.reject);
   }
 
   /** A frame arrived on the subscription. */
@@ -92,14 +132,25 @@ export class Link {
       return;
     }
     if (frame.charCodeAt(nl + 1) === 0x3f) return; // another node's probe
-    let message: BusMessage;
+    let message: BusMessage | BusMessage[];
     try {
-      message = JSON.parse(frame.slice(nl + 1)) as BusMessage;
+      message = JSON.parse(frame.slice(nl + 1)) as BusMessage | BusMessage[];
     } catch (err) {
       this.#report(new Error(`unreadable bus frame from ${frame.slice(0, nl)}`, { cause: err }));
       return;
     }
-    this.#handler(message);
+    if (!Array.isArray(message)) {
+      this.#handler(message);
+      return;
+    }
+    for (const m of message) {
+      try {
+        this.#handler(m);
+      } catch (err) {
+        // One message's failure does not cost the ones after it in the frame.
+        this.#report(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /** The subscribing connection is lost: the first call after being up starts a gap. */
@@ -142,7 +193,13 @@ export class Link {
     if (this.#state === 'up' && !this.#closed) this.#report(err instanceof Error ? err : new Error(String(err)));
   }
 
+  /** Sends what this turn queued now (before the transport closes). */
+  drain(): void {
+    this.#flush();
+  }
+
   close(): void {
+    this.#flush();
     this.#closed = true;
     clearInterval(this.#ticker);
     this.#cancelProbe();

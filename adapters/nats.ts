@@ -12,7 +12,9 @@
  *   client (its `reconnectBufSize`) and sent on reconnect; what other nodes published meanwhile is
  *   not received (core NATS keeps nothing).
  * - The same probe as RedisBus finds a silent subscription and forces a reconnect.
- * - Frames as in adapters/bus-link.ts: UTF-8 JSON behind the sender's node id.
+ * - Frames as in adapters/bus-link.ts: UTF-8 JSON behind the sender's node id, the messages of one
+ *   turn of the event loop in one frame (BATCH_CHARS keeps a frame far below NATS's default
+ *   1 MB max_payload unless one message alone is bigger).
  */
 import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
 import { BrokerError, type Bus, type BusHandler, type BusMessage, type BusObserver } from 'switchyard';
@@ -115,7 +117,7 @@ export class NatsBus implements Bus {
   publish(message: BusMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new BrokerError('SY_ERR_CLOSED', 'NatsBus is closed'));
     if (this.#link === null) return Promise.reject(new BrokerError('SY_ERR_BACKEND', 'NatsBus is not started'));
-    return this.#send(this.#link.encode(message));
+    return this.#link.post(message);
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// switchyard benchmark: switchyard vs a raw-`ws` pub/sub baseline vs Socket.IO, in one run.
+// switchyard benchmark: switchyard vs a raw-`ws` pub/sub baseline vs Socket.IO, and vs the
+// brokers a user would pick instead (nats-server, mosquitto, over WebSocket) when installed.
 //
 //   npm run bench                 full: every scenario, 3 runs each, medians
-//   npm run bench -- --quick      quick variants, 1 run each, well under a minute
+//   npm run bench -- --quick      quick variants, 1 run each, a few minutes
 //
-// Options: --runs=N  --scenarios=fanout,latency  --systems=raw,socketio,switchyard
+// Options: --runs=N  --scenarios=fanout,latency  --systems=raw,socketio,switchyard,nats,mosquitto
 //          --client=light|ws (envelope client used by the load generator)  --out=DIR
 //          --no-pin (do not pin the server to CPU 0 and the load generator to CPU 1)
 //
@@ -21,15 +22,27 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { children, killAll, fileLimits, ephemeralPorts, startServer, startLoadgen, runLoad, stop } from './lib/procs.mjs';
 import { aggregate, evaluateTargets, renderTable, renderSvg, fmt } from './lib/report.mjs';
 import { machineBusy } from './lib/harness.mjs';
+import { peerBinary, peerVersion } from './servers/external.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
 
+// Peers (`peer: true`) are other brokers' binaries, run when installed: a missing one reads
+// "not installed" in every row instead of failing. `scenarios` lists where a system can take part.
 export const SYSTEMS = {
   raw: { file: 'raw-ws.mjs', label: 'raw ws' },
   socketio: { file: 'socketio.mjs', label: 'Socket.IO' },
   switchyard: { file: 'switchyard.mjs', label: 'switchyard' },
+  nats: { file: 'nats.mjs', label: 'nats-server', peer: true, requires: 'peerSupported', scenarios: ['fanout', 'topics', 'wildcards', 'latency', 'latency-low', 'idle-memory', 'connect'] },
+  mosquitto: { file: 'mosquitto.mjs', label: 'mosquitto', peer: true, requires: 'peerSupported', scenarios: ['fanout', 'topics', 'wildcards', 'latency', 'latency-low', 'idle-memory', 'connect'] },
 };
+/** Peers' binaries and versions, looked up once (null: not installed). */
+const PEERS = Object.fromEntries(
+  Object.entries(SYSTEMS)
+    .filter(([, s]) => s.peer)
+    .map(([k]) => [k, peerBinary(k) ? { binary: peerBinary(k), version: peerVersion(k) } : null]),
+);
+for (const [k, p] of Object.entries(PEERS)) if (p?.version) SYSTEMS[k].label = `${SYSTEMS[k].label} ${p.version.split('.').slice(0, 2).join('.')}`;
 const CLOCK_TICKS = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()) || 100;
@@ -124,7 +137,11 @@ async function main() {
   for (const sc of scenarios) {
     // BENCH_PARAMS='{"window":32}' overrides scenario parameters (for experiments, not reports).
     const params = { ...sc.params(args.quick), ...(process.env.BENCH_PARAMS ? JSON.parse(process.env.BENCH_PARAMS) : {}) };
-    const variants = (sc.variants ? sc.variants(args.systems, SYSTEMS) : args.systems.map((s) => ({ system: s, key: s, label: SYSTEMS[s].label })));
+    const variants = sc.variants
+      ? sc.variants(args.systems, SYSTEMS)
+      : args.systems
+          .filter((s) => !SYSTEMS[s].scenarios || SYSTEMS[s].scenarios.includes(sc.name))
+          .map((s) => ({ system: s, key: s, label: SYSTEMS[s].label, requires: SYSTEMS[s].requires }));
     // Rotate the order of systems from run to run, so none always goes first or last (drift
     // within a scenario, e.g. TIME_WAIT sockets left by the connect scenario, is spread evenly).
     for (let run = 1; run <= args.runs; run++) {
@@ -137,6 +154,11 @@ async function main() {
       `${steps.length} steps; ${args.cpus ? `server pinned to CPU ${args.cpus.server}, load generator to CPU ${args.cpus.loadgen}` : 'no CPU pinning'}; open files soft/hard ${limits.soft}/${limits.hard}; ephemeral ports ${ports}; client=${args.client}`,
   );
   if (args.systems.includes('switchyard') && !switchyardBuilt) progress('  ! dist/ is missing: switchyard steps will fail (run `npm run build`)');
+  for (const [k, p] of Object.entries(PEERS)) {
+    if (args.systems.includes(k)) progress(`  peer ${SYSTEMS[k].label}: ${p ? `${p.binary} ${p.version ?? ''}` : 'not installed (its rows read n/a)'}`);
+  }
+  const skipped = scenarios.filter((sc) => !sc.variants).flatMap((sc) => args.systems.filter((s) => SYSTEMS[s].scenarios && !SYSTEMS[s].scenarios.includes(sc.name)).map((s) => `${SYSTEMS[s].label} in ${sc.name}`));
+  if (skipped.length) progress(`  (not applicable, not run: ${skipped.join(', ')})`);
 
   const records = [];
   let failures = 0;
@@ -147,6 +169,11 @@ async function main() {
     const rec = { scenario: sc.name, variant: variant.key, system: variant.system, label: variant.label, run };
     const log = (t) => progress(`${' '.repeat(8)}${t}`);
     try {
+      if (SYSTEMS[variant.system]?.peer && !PEERS[variant.system]) {
+        const e = new Error('not installed');
+        e.unsupported = true;
+        throw e;
+      }
       rec.result = await runStep({ sc, params, variant, args, limits, ports, log });
       // Full runs measure a step again (once) when a neighbour took a core during the window,
       // as long as the run's budget for noise (waits and retries) lasts.
@@ -195,6 +222,7 @@ async function main() {
     openFiles: limits,
     pinning: args.cpus ?? 'none',
     ephemeralPorts: ports,
+    peers: Object.fromEntries(Object.entries(PEERS).filter(([k]) => args.systems.includes(k)).map(([k, p]) => [k, p ?? 'not installed'])),
   };
   const report = { meta, targets, scenarios: summary, records };
   fs.mkdirSync(args.out, { recursive: true });
@@ -309,8 +337,10 @@ async function runStep({ sc, params, variant, args, limits, ports, log }) {
   loadgen.relayTo(server);
   debug('both processes ready');
   try {
-    if (variant.requires && server.info[variant.requires] === false) {
-      const e = new Error(server.info[`${variant.requires.replace(/Supported$/, '')}Error`] ?? `${variant.requires} is false`);
+    // A scenario's own variants may not say it: a peer always requires its WebSocket support.
+    const requires = variant.requires ?? system.requires;
+    if (requires && server.info[requires] === false) {
+      const e = new Error(server.info[`${requires.replace(/Supported$/, '')}Error`] ?? `${requires} is false`);
       e.unsupported = true;
       throw e;
     }

@@ -112,18 +112,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return { recipients: this.#core.dispatcher.notifyLocal(target, data, sentAt) };
   }
 
-  /** A principal's presence as this node sees it. */
-  presence(principalId: string): PresenceInfo {
+  /** A principal's presence for the whole cluster (as the registry knows it). */
+  presence(principalId: string): Promise<PresenceInfo> {
     return this.#core.requests.presenceOf(principalId);
   }
 
-  /** Closes (4002) every connection of a principal and/or using a token id, on every node. Returns how many closed here. */
-  revoke(target: { principal?: string; tokenId?: string }, reason = 'token revoked'): number {
+  /**
+   * Closes (4002) every connection of a principal and/or using a token id, on every node, and
+   * remembers the revoked tokens in the registry until they expire (`expiresAt`, else the expiry
+   * of a connection using it, else the registry's default), so no node admits them again.
+   * Returns how many closed here.
+   */
+  revoke(target: { principal?: string; tokenId?: string; expiresAt?: number }, reason = 'token revoked'): number {
     if (target.principal === undefined && target.tokenId === undefined) {
       throw new TypeError('revoke needs a principal or a tokenId');
     }
-    this.#core.cluster.send({ kind: 'revoke', ...target, reason });
-    return this.#core.revokeLocal(target, reason);
+    return this.#core.revoke(target, reason);
   }
 
   /**

@@ -30,11 +30,23 @@ export type BusMessage = BusEnvelope &
         /** Epoch of the topic's history the offset belongs to (sent with offset). */
         epoch?: string;
         from: string | null;
+        /** Set when the publishing node waits for every node's count (cluster-wide acks): answer with a 'recipients'. */
+        ack?: true;
       }
     | { kind: 'direct'; target: string; payload: unknown; binary?: string; messageId: string; sentAt: number; from: string | null }
     | { kind: 'notify'; target: 'all' | { principal: string } | { topic: string }; data: unknown; sentAt: number }
     | { kind: 'revoke'; principal?: string; tokenId?: string; reason?: string }
     | { kind: 'reauthorize'; principal: string; replacement?: Principal }
+    /**
+     * Membership (lib/membership.ts): a node announces itself every `intervalMs` while some node
+     * of the cluster counts recipients cluster-wide (`acks`: this one does); unseen for 3 of its
+     * intervals, it is gone. `bye` when it closes. `reply`: an answer to a newcomer's hello (not
+     * answered again).
+     */
+    | { kind: 'hello'; intervalMs: number; acks: boolean; reply?: true }
+    | { kind: 'bye' }
+    /** Cluster-wide acks (lib/cluster-acks.ts): this node's recipients of publishes `to` sent, `[messageId, count]`. */
+    | { kind: 'recipients'; to: string; counts: Array<[string, number]> }
   );
 
 export type BusHandler = (message: BusMessage) => void;

@@ -4,7 +4,9 @@
  * built or sent.
  */
 import { BUS_PROTOCOL_VERSION, type Bus, type BusMessage, type BusObserver } from './bus.js';
+import { ClusterAcks } from './cluster-acks.js';
 import { BrokerError } from './errors.js';
+import { Membership } from './membership.js';
 import type { Delivery } from './protocol.js';
 import type { Logger, Principal } from './types.js';
 
@@ -13,11 +15,19 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** A cluster message as the broker writes it; the version and node id are added here. */
 export type Outgoing = DistributiveOmit<BusMessage, 'v' | 'node'>;
 
+/** The resolved `clusterAcks` option, and which topics never wait (presence announcements). */
+export interface ClusterAcksSettings {
+  timeoutMs: number;
+  helloIntervalMs: number;
+  skip?: (topic: string) => boolean;
+}
+
 export type NotifyTarget = 'all' | { principal: string } | { topic: string };
 
 /** What this node does with another node's messages (on its own connections only). */
 export interface ClusterNode {
-  publish(delivery: Delivery & { kind: 'publish' }): void;
+  /** Delivers; then calls `answer` (when given) with the connections it was handed to. */
+  publish(delivery: Delivery & { kind: 'publish' }, answer?: (recipients: number) => void): void;
   direct(delivery: Delivery & { kind: 'direct' }): void;
   notify(target: NotifyTarget, data: unknown, sentAt: number): void;
   revoke(target: { principal?: string; tokenId?: string }, reason: string): void;
@@ -33,6 +43,8 @@ export class Cluster {
   readonly #report: (error: unknown, context: Record<string, unknown>) => void;
   readonly #logger: Logger;
   readonly #ready: Promise<void>;
+  readonly #membership: Membership | null = null;
+  readonly #acks: ClusterAcks | null = null;
 
   constructor(
     bus: Bus | null,
@@ -40,15 +52,35 @@ export class Cluster {
     node: ClusterNode,
     report: (error: unknown, context: Record<string, unknown>) => void,
     logger: Logger,
+    acks: ClusterAcksSettings | null = null,
   ) {
     this.#bus = bus;
     this.#nodeId = nodeId;
     this.#node = node;
     this.#report = report;
     this.#logger = logger;
+    if (bus !== null) {
+      // Every node with a bus answers counts and announces itself when asked; only `acks` asks.
+      const membership = new Membership((m) => this.#post(m), { wants: acks !== null, helloIntervalMs: acks?.helloIntervalMs ?? 1000 });
+      // The others answer a starting node's hello within a round trip: 500 ms is ample, and no publish waits longer than its timeout.
+      const options = acks && { timeoutMs: acks.timeoutMs, warmupMs: Math.min(acks.timeoutMs, acks.helloIntervalMs, 500) };
+      this.#membership = membership;
+      this.#acks = new ClusterAcks((m) => this.send(m), membership, options, acks?.skip ?? (() => false));
+    }
     this.#ready = (bus?.start(nodeId, (message) => this.#receive(message), this.#observer()) ?? Promise.resolve()).catch((err: unknown) =>
       report(new BrokerError('SY_ERR_BACKEND', 'bus failed to start', { cause: err }), {}),
     );
+    if (this.#membership !== null) {
+      void this.#ready.then(() => {
+        this.#membership?.start();
+        this.#acks?.start();
+      });
+    }
+  }
+
+  /** Cluster-wide acks, when this broker asks for them (`clusterAcks` and a bus); null otherwise. */
+  get counting(): ClusterAcks | null {
+    return this.#acks?.asking === true ? this.#acks : null;
   }
 
   /** What the bus says about its link reaches the host on the broker's `error` event. */
@@ -76,8 +108,15 @@ export class Cluster {
     });
   }
 
+  /** Sends without reporting a failure (membership's hellos: the bus reports its own link). */
+  #post(message: Outgoing): Promise<void> {
+    return this.#bus?.publish({ ...message, v: BUS_PROTOCOL_VERSION, node: this.#nodeId } as BusMessage) ?? Promise.resolve();
+  }
+
   async close(): Promise<void> {
     await this.#ready;
+    this.#acks?.close();
+    await this.#membership?.close();
     await this.#bus?.close();
   }
 
@@ -89,9 +128,15 @@ export class Cluster {
     }
     switch (message.kind) {
       case 'publish': {
-        const { topic, payload, messageId, sentAt, from, offset, epoch } = message;
-        const binary = decode(message.binary);
-        this.#node.publish({ kind: 'publish', topic, payload, messageId, sentAt, from, ...(binary && { binary }), ...(offset !== undefined && { offset, epoch }) });
+        const { topic, payload, messageId, sentAt, from, offset } = message;
+        // The shape the dispatcher builds for a local publish (absent fields undefined, no spreads):
+        // one object shape through the fan-out, whichever node published.
+        const delivery: Delivery = {
+          kind: 'publish', topic, payload, messageId, sentAt, from,
+          binary: decode(message.binary), offset, epoch: offset === undefined ? undefined : message.epoch,
+        };
+        const origin = message.node;
+        this.#node.publish(delivery as Delivery & { kind: 'publish' }, message.ack === true ? (n: number) => this.#acks?.answer(origin, messageId, n) : undefined);
         return;
       }
       case 'direct': {
@@ -108,6 +153,13 @@ export class Cluster {
         return;
       case 'reauthorize':
         this.#node.reauthorize(message.principal, message.replacement);
+        return;
+      case 'hello':
+      case 'bye':
+        this.#membership?.hear(message.node, message);
+        return;
+      case 'recipients':
+        if (message.to === this.#nodeId) this.#acks?.answered(message.node, message.counts);
         return;
       default:
         this.#logger.warn('ignoring cluster message of unknown kind', { kind: (message as { kind: unknown }).kind });

@@ -51,8 +51,18 @@ export class Dispatcher {
     this.#p = parts;
   }
 
-  /** Numbers the message (history topics, through the store), then delivers it. */
-  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer): Awaitable<PublishResult> {
+  /**
+   * Numbers the message (history topics, through the store), then delivers it. With
+   * `clusterAcks` (and `count`: the caller reports recipients), the result waits for the other
+   * nodes' counts (lib/cluster-acks.ts).
+   */
+  publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary?: Buffer, count = true): Awaitable<PublishResult> {
+    const acks = count ? this.#p.cluster.counting : null;
+    const result = this.#publish(topic, payload, from, exclude, binary, acks !== null);
+    return acks === null ? result : acks.settle(result);
+  }
+
+  #publish(topic: string, payload: unknown, from: string | null, exclude: Session | null, binary: Buffer | undefined, count: boolean): Awaitable<PublishResult> {
     const { options, store, access } = this.#p;
     const messageId = this.#p.newId();
     const sentAt = Date.now();
@@ -73,7 +83,7 @@ export class Dispatcher {
         // first; with the appends numbered in call order, subscribers receive in offset order.
         const appended = Promise.resolve(record);
         const after = before === undefined ? appended : before.then(() => appended, () => appended);
-        const deliver = (r: { offset: number; epoch: string }) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch);
+        const deliver = (r: { offset: number; epoch: string }) => this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, r.offset, r.epoch, count);
         let handed: Promise<unknown>;
         let result: Promise<PublishResult>;
         if (ordering === null) {
@@ -93,9 +103,9 @@ export class Dispatcher {
         handed.then(settled, settled);
         return pipelined(result);
       }
-      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch);
+      return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, record.offset, record.epoch, count);
     }
-    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined);
+    return this.#deliverPublish(topic, payload, from, exclude, binary, messageId, sentAt, undefined, undefined, count);
   }
 
   #deliverPublish(
@@ -108,6 +118,7 @@ export class Dispatcher {
     sentAt: number,
     offset: number | undefined,
     epoch: string | undefined,
+    count: boolean,
   ): Awaitable<PublishResult> {
     // One object shape for every publish (absent fields are undefined), so the hot path stays monomorphic.
     const delivery: Delivery = { kind: 'publish', topic, payload, messageId, sentAt, from, binary, offset, epoch };
@@ -118,6 +129,8 @@ export class Dispatcher {
       kind: 'publish', topic, payload, messageId, sentAt, from,
       ...(binary && { binary: binary.toString('base64') }),
       ...(offset !== undefined && { offset, epoch }),
+      // Cluster-wide acks: the other nodes answer with their counts (added to recipients by publish()).
+      ...(count && cluster.counting?.open(messageId, topic) === true && { ack: true as const }),
     });
     this.published++;
     return isThenable(recipients) ? Promise.resolve(recipients).then((n) => this.#published(topic, messageId, from, n, offset, epoch)) : this.#published(topic, messageId, from, recipients, offset, epoch);
@@ -193,14 +206,23 @@ export class Dispatcher {
     return recipients;
   }
 
-  /** Publishes a presence change on `$presence/<id>` (every node does this for its own connections). */
-  announce(principal: Principal, online: boolean): void {
+  /** Publishes a presence change on `$presence/<id>` (the node that saw the transition in the registry does, once for the cluster). */
+  announce(principal: Principal, online: boolean, lastSeen?: number): void {
     const presence = this.#p.presence;
     const topic = presence.topicOf(principal.id);
     if (checkTopic(this.#p.options.syntax, topic, false) !== null) return; // an id that cannot be a topic level
-    const report = (err: unknown) => this.#p.events.reportError(err, { during: 'presence', principal: principal.id });
+    const { cluster, options, access, events, router } = this.#p;
+    // Nobody could see it (no bus, no history, no 'publish' listener, no local subscriber): only
+    // what a presence query reads later is kept, and the event is counted as published. A
+    // connection's churn then costs no event object, id, delivery or fan-out (bench/PROFILING.md).
+    if (!cluster.enabled && !events.wants('publish') && !(options.history !== undefined && access.keepsHistory(topic)) && !router.has(topic)) {
+      presence.seen(principal, online, lastSeen);
+      this.published++;
+      return;
+    }
+    const report = (err: unknown) => events.reportError(err, { during: 'presence', principal: principal.id });
     try {
-      const result = this.publish(topic, presence.event(principal, online), null, null);
+      const result = this.publish(topic, presence.event(principal, online, lastSeen), null, null);
       if (isThenable(result)) Promise.resolve(result).catch(report);
     } catch (err) {
       report(err);

@@ -13,14 +13,29 @@ import type { ResolvedEndpoint, ResolvedOptions } from './options.js';
 import { textFrame } from './frame.js';
 import type { Handshake, Principal } from './types.js';
 import { acceptUpgrade, checkUpgrade, Wire, type WireListener } from './wire.js';
+import { isThenable, type Awaitable } from './awaitable.js';
+
+/** A connection the registry admitted: its id, and whether it is its principal's first anywhere. */
+export interface Admitted {
+  id: string;
+  first: boolean;
+}
 
 /** What the gate needs from its broker. */
 export interface GateHost {
   readonly closed: boolean;
   readonly connectionCount: number;
   connectionsOf(principalId: string): number;
+  /**
+   * Admits a connection of the principal (connection limit, exclusive identity, revoked token;
+   * cluster-wide): its id, or the refusal thrown (or rejected) as a BrokerError. Synchronous
+   * when the registry is.
+   */
+  admit(endpoint: ResolvedEndpoint, principal: Principal): Awaitable<Admitted>;
+  /** An admitted connection that will never open (its client left, the handshake timed out). */
+  release(principal: Principal, admitted: Admitted): void;
   /** Takes an upgraded connection over (the 101 is written). Must not throw; if it does, the gate closes 1011. */
-  open(endpoint: ResolvedEndpoint, socket: Duplex, head: Buffer, principal: Principal, handshake: Handshake): void;
+  open(endpoint: ResolvedEndpoint, socket: Duplex, head: Buffer, principal: Principal, handshake: Handshake, admitted: Admitted): void;
   reportError(error: unknown, context: Record<string, unknown>): void;
   countRejection(): void;
 }
@@ -160,8 +175,13 @@ export class Gate {
       request,
     };
     let principal: Principal;
+    let admitted: Admitted;
     try {
       principal = this.#check(endpoint, found.credentials !== undefined, await this.#authenticate(endpoint, handshake));
+      // The limits are checked by the registry, atomically for every node; the memory registry
+      // answers synchronously, so a single node pays no extra await here.
+      const admission = this.#host.admit(endpoint, principal);
+      admitted = isThenable(admission) ? await admission : admission;
     } catch (err) {
       if (!this.#stillDeciding(attempt)) return;
       const error = err instanceof BrokerError ? err : new BrokerError('SY_ERR_INTERNAL', undefined, { cause: err });
@@ -169,10 +189,11 @@ export class Gate {
       this.#refuse(attempt, endpoint, request, head, error);
       return;
     }
-    // From the checks above to open() everything is synchronous, so two handshakes of one
-    // principal cannot both pass the limit checks.
-    if (!this.#stillDeciding(attempt)) return;
-    this.#accept(attempt, endpoint, request, head, principal, handshake, found.subprotocol);
+    if (!this.#stillDeciding(attempt)) {
+      this.#host.release(principal, admitted);
+      return;
+    }
+    this.#accept(attempt, endpoint, request, head, principal, handshake, found.subprotocol, admitted);
   }
 
   /** False when the handshake timed out, was shut down, or its client left meanwhile. */
@@ -206,10 +227,6 @@ export class Gate {
       throw new BrokerError('SY_ERR_HOOK', 'authentication failed', { cause: err });
     }
     if (this.#host.closed) throw new BrokerError('SY_ERR_CLOSED');
-    const existing = this.#host.connectionsOf(principal.id);
-    if ((principal.exclusive ?? endpoint.exclusive) && existing > 0) throw new BrokerError('SY_ERR_ALREADY_CONNECTED');
-    const max = principal.maxConnections ?? endpoint.maxConnectionsPerPrincipal;
-    if (existing >= max) throw new BrokerError('SY_ERR_CONNECTION_LIMIT');
     return principal;
   }
 
@@ -225,6 +242,7 @@ export class Gate {
     principal: Principal,
     handshake: Handshake,
     subprotocol: string | undefined,
+    admitted: Admitted,
   ): void {
     const socket = attempt.socket;
     // Corked, so the 101 and the frames open() writes (a welcome) leave in one write.
@@ -233,12 +251,13 @@ export class Gate {
       const negotiated = negotiateCompression(endpoint, request);
       if (!acceptUpgrade(request, socket, subprotocol, negotiated === 'malformed' ? null : negotiated)) {
         this.#to(attempt, 'closed');
+        this.#host.release(principal, admitted);
         return;
       }
       this.#to(attempt, 'upgraded');
       socket.removeListener('error', ignore);
       try {
-        this.#host.open(endpoint, socket, head, principal, handshake);
+        this.#host.open(endpoint, socket, head, principal, handshake, admitted);
         this.#to(attempt, 'closed');
       } catch (err) {
         this.#host.reportError(err, { during: 'open', path: endpoint.pattern });

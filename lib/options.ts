@@ -134,6 +134,16 @@ export interface BrokerOptions {
   /** How broker nodes reach each other (`MemoryBus` with a shared `MemoryHub` in one process). Default: none, a single node. */
   bus?: Bus;
   /**
+   * Cluster-wide acks: a publish's `recipients` (Broadcast Ack, `broker.publish`) counts the
+   * connections on every node, not only this one's. Each node answers with its count over the bus;
+   * this broker waits up to `timeoutMs` (default 1,000) and names the nodes that did not answer
+   * (Ack `partial: true`, `missing_nodes`; `PublishResult.missingNodes`) rather than wait longer.
+   * Nodes are known from their hellos on the bus, every `helloIntervalMs` (default 1,000) while
+   * some node asks; one unseen for 3 intervals is gone. `true` for the defaults. Without a bus it
+   * changes nothing. Default false: no count and no hello on the bus.
+   */
+  clusterAcks?: boolean | { timeoutMs?: number; helloIntervalMs?: number };
+  /**
    * Where the cluster's connections are known (connections per principal, on which nodes). With a
    * bus, give every node the same one (one `MemoryRegistry` in one process): a direct message is
    * then queued only when its principal is connected nowhere. Default: a MemoryRegistry of this
@@ -191,6 +201,8 @@ export interface ResolvedOptions {
   history: { topics: string[]; maxMessages: number; maxAgeMs: number; reorder: { waitMs: number; maxBuffered: number; maxTopics: number } } | undefined;
   expiryWarningMs: number;
   storeTimeoutMs: number;
+  /** null when off. */
+  clusterAcks: { timeoutMs: number; helloIntervalMs: number } | null;
 }
 
 const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -295,5 +307,17 @@ export function resolveOptions(options: BrokerOptions): ResolvedOptions {
     history,
     expiryWarningMs: positive('expiryWarningMs', options.expiryWarningMs, 60_000),
     storeTimeoutMs: positive('storeTimeoutMs', options.storeTimeoutMs, 2_000),
+    clusterAcks: resolveClusterAcks(options.clusterAcks),
   };
+}
+
+function resolveClusterAcks(option: BrokerOptions['clusterAcks']): ResolvedOptions['clusterAcks'] {
+  if (option === undefined || option === false) return null;
+  if (option === true) return { timeoutMs: 1_000, helloIntervalMs: 1_000 };
+  if (option === null || typeof option !== 'object') fail('clusterAcks must be a boolean or { timeoutMs?, helloIntervalMs? }');
+  const finite = (name: string, value: number | undefined) => {
+    if (value !== undefined && !Number.isFinite(value)) fail(`clusterAcks.${name} must be a positive number`);
+    return positive(`clusterAcks.${name}`, value, 1_000);
+  };
+  return { timeoutMs: finite('timeoutMs', option.timeoutMs), helloIntervalMs: finite('helloIntervalMs', option.helloIntervalMs) };
 }

@@ -131,9 +131,9 @@ export class Ordering {
     return reads && Promise.all(reads).then(() => undefined);
   }
 
-  /** Another node's message. */
-  deliver(delivery: Publish): void {
-    this.#arrive(delivery, null, false);
+  /** Another node's message: the connections it reached here, now or once its turn comes. */
+  deliver(delivery: Publish): Awaitable<number> {
+    return this.#arrive(delivery, null, false);
   }
 
   /** This node's publish, numbered by the store: the connections it reached here, now or once its turn comes. */

@@ -6,6 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { PresenceInfo } from './protocol.js';
+import type { PresenceRecord } from './registry.js';
 import type { TopicSyntax } from './topics.js';
 import type { Principal } from './types.js';
 
@@ -28,19 +29,31 @@ export class PresenceTracker {
     return topic.startsWith(this.#prefix);
   }
 
-  /** The event for a principal that just came online (`principal` set) or went offline. */
-  event(principal: Principal, online: boolean): PresenceInfo {
-    const now = Date.now();
-    if (!online) this.#lastSeen.set(principal.id, now);
-    return { user_id: principal.id, status: online ? 'online' : 'offline', last_seen: now, metadata: metadataOf(principal) };
+  /** Records what `current()` reads later (when a principal went offline, default now); returns the time. */
+  seen(principal: Principal, online: boolean, lastSeen?: number): number {
+    const at = lastSeen ?? Date.now();
+    if (!online) this.#lastSeen.set(principal.id, at);
+    return at;
   }
 
-  /** Current presence; `connected` is one of the principal's live connections, if any. */
-  current(principalId: string, connected: Principal | undefined): PresenceInfo {
-    if (connected !== undefined) {
-      return { user_id: principalId, status: 'online', last_seen: Date.now(), metadata: metadataOf(connected) };
+  /** The event for a principal that just came online or went offline (last seen `lastSeen`, default now). */
+  event(principal: Principal, online: boolean, lastSeen?: number): PresenceInfo {
+    const at = this.seen(principal, online, lastSeen);
+    return { user_id: principal.id, status: online ? 'online' : 'offline', last_seen: at, metadata: metadataOf(principal) };
+  }
+
+  /**
+   * Current presence; `connected` is one of the principal's live connections on this node, if
+   * any; `cluster` what the registry knows (online elsewhere, last seen), if it answered.
+   */
+  current(principalId: string, connected: Principal | undefined, cluster?: PresenceRecord): PresenceInfo {
+    if (connected !== undefined || cluster?.online === true) {
+      return { user_id: principalId, status: 'online', last_seen: Date.now(), metadata: connected === undefined ? {} : metadataOf(connected) };
     }
-    return { user_id: principalId, status: 'offline', last_seen: this.#lastSeen.get(principalId) ?? null, metadata: {} };
+    const here = this.#lastSeen.get(principalId);
+    const there = cluster?.lastSeen ?? undefined;
+    const lastSeen = here === undefined ? there : there === undefined ? here : Math.max(here, there);
+    return { user_id: principalId, status: 'offline', last_seen: lastSeen ?? null, metadata: {} };
   }
 }
 

@@ -58,8 +58,13 @@ export interface PresenceInfo {
 
 export interface PublishResult {
   messageId: string;
-  /** Connections on this node the message was handed to. */
+  /**
+   * Connections the message was handed to: on this node, or with `clusterAcks` on every node
+   * that answered in time.
+   */
   recipients: number;
+  /** With `clusterAcks`: the nodes that did not answer within its timeout (absent when all did). */
+  missingNodes?: string[];
   offset?: number;
   /** Epoch of the topic's history `offset` belongs to (set whenever offset is). */
   epoch?: string;
@@ -78,6 +83,12 @@ export interface PublishOptions {
   echo?: boolean;
   /** Binary data for a binary broadcast. */
   binary?: Buffer;
+  /**
+   * With the broker's `clusterAcks`: false when the caller reports no `recipients` (no Ack to
+   * send), so the publish neither asks the other nodes for their counts nor waits for them.
+   * Default true.
+   */
+  clusterCount?: boolean;
 }
 
 /** One authenticated connection, as a protocol sees it. */

@@ -15,6 +15,8 @@ import type { PresenceTracker } from './presence.js';
 import type { DirectResult, PresenceInfo, PublishOptions, PublishResult, SubscribeResult } from './protocol.js';
 import type { Ordering } from './ordering.js';
 import type { Recovery } from './recovery.js';
+import type { PresenceRecord, Registry } from './registry.js';
+import type { EventSink } from './events.js';
 import type { Router } from './router.js';
 import type { Session, SessionRequests } from './session.js';
 import type { HistoryPage, HistoryPosition, HistoryQuery, RecoverFrom, Store } from './store.js';
@@ -34,6 +36,8 @@ export interface RequestParts {
   presence: PresenceTracker;
   /** Orders history topics across nodes (lib/ordering.ts); null on a single node. */
   ordering: Ordering | null;
+  registry: Registry;
+  events: EventSink;
 }
 
 export class Requests implements SessionRequests {
@@ -115,7 +119,7 @@ export class Requests implements SessionRequests {
   #publishAllowed(allowed: boolean, session: Session, topic: string, payload: unknown, options: PublishOptions): Awaitable<PublishResult> {
     if (!allowed) throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to publish to ${topic}`, { details: { topics: [topic] } });
     const echo = options.echo ?? session.endpoint.echo;
-    return this.#p.dispatcher.publish(topic, payload, session.principal.id, echo ? null : session, options.binary);
+    return this.#p.dispatcher.publish(topic, payload, session.principal.id, echo ? null : session, options.binary, options.clusterCount !== false);
   }
 
   async direct(session: Session, target: string, payload: unknown, binary?: Buffer): Promise<DirectResult> {
@@ -154,13 +158,25 @@ export class Requests implements SessionRequests {
     if (denied.length > 0) {
       throw new BrokerError('SY_ERR_FORBIDDEN', `not allowed to see ${denied.join(', ')}`, { details: { topics: denied } });
     }
-    return principalIds.map((id) => this.presenceOf(id));
+    return Promise.all(principalIds.map((id) => this.presenceOf(id)));
   }
 
-  /** A principal's presence as this node sees it. */
-  presenceOf(principalId: string): PresenceInfo {
+  /**
+   * A principal's presence for the whole cluster: online when it has a connection here (no
+   * registry call), else as the registry knows it. A registry that fails is reported, and the
+   * answer is this node's view.
+   */
+  async presenceOf(principalId: string): Promise<PresenceInfo> {
     const first = this.#p.connections.of(principalId).values().next().value;
-    return this.#p.presence.current(principalId, first?.principal);
+    if (first !== undefined) return this.#p.presence.current(principalId, first.principal);
+    let cluster: PresenceRecord | undefined;
+    try {
+      cluster = await this.#p.registry.presence(principalId);
+    } catch (err) {
+      this.#p.events.reportError(new BrokerError('SY_ERR_BACKEND', 'registry presence failed', { cause: err }), { during: 'presence', principal: principalId });
+    }
+    const here = this.#p.connections.of(principalId).values().next().value;
+    return this.#p.presence.current(principalId, here?.principal, cluster);
   }
 
   /**

@@ -292,7 +292,15 @@ export class Wire implements ReaderOwner {
     const answer = this.#phase === OPEN;
     if (!this.#to(RECEIVED)) return;
     if (answer) this.#socket.write(code === 1005 ? closeFrame() : closeFrame(code, ''));
-    if (!this.#socket.writableEnded) this.#socket.end();
+    // RFC 6455 §7.1.1: the closing handshake is done and the server closes TCP first. When the
+    // kernel already holds everything written (the usual case), close it now: the kernel still
+    // sends those bytes, then FIN. That skips a shutdown(), the 'finish' round and, when the
+    // client ends its side as soon as it reads our Close (as `ws` and most clients do), reading
+    // that FIN on a socket about to go (bench/PROFILING.md, "connect"). Bytes still queued in
+    // user space, or a TLS socket (its records may still be on their way to the TCP socket),
+    // take the old way: end, and close once flushed (finished()).
+    if (this.#socket.writableLength === 0 && (this.#socket as { encrypted?: boolean }).encrypted !== true) this.#socket.destroy();
+    else if (!this.#socket.writableEnded) this.#socket.end();
   }
 
   /**

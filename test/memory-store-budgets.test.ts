@@ -4,7 +4,7 @@
  * sweep. Sizes are measured through `store.bytes` (a message costs its JSON text, its binary data
  * and a fixed overhead), never hard-coded. Written from `npm run mutate` survivors (issue 19).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type HistoryLimits, type MemoryStoreOptions, type QueuedDirect } from 'switchyard';
 
 const ROOMY: HistoryLimits = { maxMessages: 1000, maxAgeMs: 60 * 60 * 1000 };
@@ -388,13 +388,20 @@ describe('the sweep timer and its bounds', () => {
 
   it('expires history at exactly maxAgeMs, to the millisecond, at the time given', async () => {
     const size = recordSize();
-    const s = store();
-    const now = Date.now();
-    s.appendHistory(rec('t', 1, { sentAt: now - 1000 }), { maxMessages: 100, maxAgeMs: 1000 });
-    s.sweep(now);
-    expect(s.bytes.history).toBe(size);
-    s.sweep(now + 1);
-    expect(s.bytes.history).toBe(0);
+    // The append trims by age on the clock too: hold Date still so a busy machine's passing
+    // millisecond between `now` and the append cannot expire the record before the sweeps.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const s = store();
+      const now = Date.now();
+      s.appendHistory(rec('t', 1, { sentAt: now - 1000 }), { maxMessages: 100, maxAgeMs: 1000 });
+      s.sweep(now);
+      expect(s.bytes.history).toBe(size);
+      s.sweep(now + 1);
+      expect(s.bytes.history).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

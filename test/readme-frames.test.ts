@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { envelope, events, stream, tagged, type Principal } from 'switchyard';
+import { envelope, events, MemoryBus, MemoryHub, stream, tagged, type Principal } from 'switchyard';
 import { Client, connect, start, until, type Running } from './helpers.js';
 
 const README = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
@@ -30,6 +30,7 @@ function examples(): Map<string, unknown> {
 /** Keys whose values change on every run; their values become '<volatile>' (when present on both sides). */
 const VOLATILE = new Set([
   'connection_id', 'server_time', 'message_id', 'sent_at', 'timestamp', 'last_seen', 'expires_at', 'checksum', 'ts', 'delivered_to', 'epoch',
+  'missing_nodes',
 ]);
 
 function normalise(value: unknown): unknown {
@@ -48,6 +49,8 @@ const TOKENS: Record<string, Principal> = {
 
 let running: Running;
 const clients: Client[] = [];
+/** More brokers (and buses) to stop after the file. */
+const extra: Array<{ stop: () => Promise<void> }> = [];
 /** What the server sent, by frame name. */
 const sent = new Map<string, unknown>();
 
@@ -144,12 +147,35 @@ beforeAll(async () => {
   sent.set('tagged:message', (await tg.next()) as unknown);
   sent.set('stream:message', (await st.next()) as unknown);
 
+  // ── envelope, cluster-wide acks: two brokers on a MemoryHub and a node that never answers ──
+  const hub = new MemoryHub();
+  const silent = new MemoryBus(hub);
+  await silent.start('silent', () => undefined);
+  const pair = await Promise.all([{ timeoutMs: 100 }, false].map((clusterAcks) =>
+    start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: ({ credentials }) => TOKENS[credentials?.token ?? ''] ?? null, bus: new MemoryBus(hub), clusterAcks, heartbeat: false }),
+  ));
+  extra.push(...pair);
+  await silent.publish({ v: 1, node: 'silent', kind: 'hello', intervalMs: 60_000, acks: false });
+  extra.push({ stop: () => silent.close() });
+  const [x, y] = pair as [Running, Running];
+  for (const [node, n] of [[x, 2], [y, 3]] as const) {
+    for (let i = 0; i < n; i++) {
+      const c = await connect(node.url('/ws?token=bob'));
+      clients.push(c);
+      await c.request('Subscribe', { topics: ['chat/general'] });
+    }
+  }
+  const publisher = await connect(x.url('/ws?token=alice'));
+  clients.push(publisher);
+  sent.set('envelope:Ack.broadcast.partial', await publisher.request('Broadcast', { topic: 'chat/general', payload: { text: 'hi all' } }));
+
   if (process.env.PRINT_FRAMES !== undefined) writeFileSync(process.env.PRINT_FRAMES, JSON.stringify(Object.fromEntries(sent), null, 2));
 }, 30_000);
 
 afterAll(async () => {
   for (const c of clients) if (c.ws.readyState === WebSocket.OPEN) c.ws.close();
   await running?.stop();
+  for (const e of extra) await e.stop();
 });
 
 describe('README wire examples', () => {

@@ -2,7 +2,7 @@
 import { MemoryRegistry } from 'switchyard';
 import { registryConformance } from './conformance/registry.js';
 
-registryConformance('MemoryRegistry', (size) => {
-  const shared = new MemoryRegistry();
+registryConformance('MemoryRegistry', (size, { ttlMs }) => {
+  const shared = new MemoryRegistry({ ttlMs });
   return Array.from({ length: size }, () => shared);
 });

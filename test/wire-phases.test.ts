@@ -112,6 +112,46 @@ describe('wire phases', () => {
     p.raw.socket.destroy();
   });
 
+  it("the peer's close with nothing queued: TCP closes in the same turn as the echo, and a peer that never ends leaves nothing open", async () => {
+    const p = await pair();
+    let destroyedAfterEcho: boolean | undefined;
+    // Runs after the wire's own data listener, in the same turn.
+    p.server.on('data', () => {
+      if (p.heard.includes('peerClosing')) destroyedAfterEcho ??= p.server.destroyed;
+    });
+    p.raw.write(frame(8, closePayload(1000)));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1000, reason: '' });
+    expect(destroyedAfterEcho).toBe(true);
+    // The client never ends its side: the server's socket is gone regardless, and its FIN arrives.
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    await until(p.clientEnded, 'the client seeing the server end');
+    expect(p.heard).toEqual(['peerClosing', 'socketClosed 1000 ']);
+    p.raw.socket.destroy();
+  });
+
+  it("the peer's close while bytes wait in user space: they go first, then the echo, then FIN", async () => {
+    const p = await pair();
+    // The client stops reading, so a large server frame backs up into the socket's own buffer.
+    p.raw.socket.pause();
+    const chunk = frame(1, Buffer.alloc(2048, 0x61), { mask: false });
+    const frames = 4096; // 8 MiB: more than loopback's socket buffers hold
+    p.server.write(Buffer.concat(Array.from({ length: frames }, () => chunk)));
+    await until(() => p.server.writableLength > 0, 'bytes queued in user space');
+    p.raw.write(frame(8, closePayload(4321)));
+    await until(() => p.heard.includes('peerClosing'), "the peer's close read");
+    // Not closed yet: closing now would throw away what is still queued.
+    expect(p.server.destroyed).toBe(false);
+    p.raw.socket.resume();
+    expect(await p.raw.closeFrame()).toEqual({ code: 4321, reason: '' });
+    await until(p.clientEnded, 'the client seeing the server end');
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.raw.frames).toHaveLength(frames + 1);
+    expect(p.raw.frames.slice(0, frames).every((f) => f.opcode === 1 && f.payload.length === 2048)).toBe(true);
+    expect(p.raw.frames[frames]!.opcode).toBe(8);
+    expect(p.heard).toEqual(['peerClosing', 'socketClosed 4321 ']);
+    p.raw.socket.destroy();
+  });
+
   it('our close first: frames are still read, the echo is not answered, and TCP closes at once', async () => {
     const p = await pair();
     await roundTrip(p, 'before');

@@ -17,7 +17,8 @@
  *   subscription has heard nothing for `probeIntervalMs`, the node publishes a probe to itself;
  *   if it is not back within `probeTimeoutMs`, the subscribing connection is rebuilt.
  * - Frames are UTF-8 JSON behind the sender's node id (adapters/bus-link.ts); binary data is the
- *   message's base64 `binary` field.
+ *   message's base64 `binary` field. The messages of one turn of the event loop leave in one
+ *   frame, so one PUBLISH carries them all.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { BrokerError, type Bus, type BusHandler, type BusMessage, type BusObserver } from 'switchyard';
@@ -125,7 +126,7 @@ export class RedisBus implements Bus {
   publish(message: BusMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new BrokerError('SY_ERR_CLOSED', 'RedisBus is closed'));
     if (this.#link === null) return Promise.reject(new BrokerError('SY_ERR_BACKEND', 'RedisBus is not started'));
-    return this.#send(this.#link.encode(message));
+    return this.#link.post(message);
   }
 
   async close(): Promise<void> {
@@ -158,8 +159,9 @@ export class RedisBus implements Bus {
       // queueing without bound; the subscriber's SUBSCRIBE waits for the connection.
       enableOfflineQueue: subscriber,
       maxRetriesPerRequest: subscriber ? null : 1,
-      // Publishes made in one turn of the event loop leave in one write.
-      enableAutoPipelining: !subscriber,
+      // The link already sends one frame per turn (adapters/bus-link.ts); ioredis's own
+      // auto-pipelining would only add a pipeline object per turn.
+      enableAutoPipelining: false,
     };
     return typeof base === 'string' ? new Redis(base, extra) : new Redis({ ...base, ...extra });
   }

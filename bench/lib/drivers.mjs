@@ -3,6 +3,8 @@
 //   envelope  (raw ws baseline and switchyard): seed 001 JSON envelope over /ws?token=…,
 //             carried by the small frame-counting client (default) or by `ws` (--client=ws).
 //   socketio  (Socket.IO baseline): socket.io-client, websocket transport only.
+//   nats, mqtt  (peer brokers nats-server and mosquitto): see peers.mjs. They have no publish
+//             acknowledgement (`driver.acks` is false): scenarios pace them by deliveries counted.
 //
 // A connection is a control path (welcome, subscribe, publish, acks: every frame parsed) until it
 // is `ready()`; from then on the driver only counts frames into the shared `sink` and parses one
@@ -30,7 +32,7 @@ export function createSink(sampleEvery = 100) {
   return { count: 0, sampleEvery, sampled: 0, bad: 0, badExamples: [], onT: null, onCount: null };
 }
 
-function noteBad(sink, why) {
+export function noteBad(sink, why) {
   sink.bad++;
   if (sink.badExamples.length < 5) sink.badExamples.push(why);
 }
@@ -41,7 +43,7 @@ const ACK_HEAD = Buffer.from('{"type":"Ack","data":{"message_id":"');
 const RECIPIENTS_KEY = Buffer.from('"recipients":');
 
 /** Read the number after the first `"t":` in buf[start, end), or NaN. */
-function readT(buf, start, end) {
+export function readT(buf, start, end) {
   const at = buf.indexOf(T_KEY, start);
   if (at === -1 || at >= end) return NaN;
   let i = at + 4;
@@ -54,7 +56,7 @@ function readT(buf, start, end) {
   return i === s ? NaN : Number(buf.toString('latin1', s, i));
 }
 
-function checkDelivery(sink, d, expectTopic) {
+export function checkDelivery(sink, d, expectTopic) {
   sink.sampled++;
   if (!d || typeof d !== 'object') return noteBad(sink, 'not an object');
   if (typeof d.topic !== 'string') return noteBad(sink, 'no topic');
@@ -289,9 +291,10 @@ class EnvelopeConn {
     this.ws?.uncork?.();
   }
 
-  close() {
+  /** Close 1000; `mode` says how TCP ends (LightWs.close; the `ws` client always ends once the answer arrives). */
+  close(mode) {
     if (this.driver.clientKind === 'ws') this.ws?.close(1000);
-    else this.ws?.close();
+    else this.ws?.close(mode);
   }
 
   destroy() {
@@ -368,8 +371,10 @@ class SocketIoConn {
 
   uncork() {}
 
-  close() {
-    this.socket?.disconnect();
+  /** `server`: ask the server to disconnect this socket (it starts the close); otherwise disconnect. */
+  close(mode) {
+    if (mode === 'server' && this.socket?.connected) this.socket.emit('bye');
+    else this.socket?.disconnect();
   }
 
   destroy() {
@@ -377,26 +382,36 @@ class SocketIoConn {
   }
 }
 
+/** Wire protocol of each system the load generator can drive. */
+const KINDS = { raw: 'envelope', switchyard: 'envelope', socketio: 'socketio', nats: 'nats', mosquitto: 'mqtt' };
+
 /**
- * @param {'raw'|'switchyard'|'socketio'} system
+ * @param {'raw'|'switchyard'|'socketio'|'nats'|'mosquitto'} system
  * @param {{host: string, port: number, clientKind?: 'light'|'ws'}} target
  */
 export async function makeDriver(system, target) {
+  const kind = KINDS[system];
+  if (!kind) throw new Error(`no client for system ${system}`);
   if (system === 'socketio') ioClient ??= (await import('socket.io-client')).io;
   if (target.clientKind === 'ws') WebSocket ??= (await import('ws')).WebSocket;
+  const peers = kind === 'nats' || kind === 'mqtt' ? await import('./peers.mjs') : null;
+  const Conn = kind === 'socketio' ? SocketIoConn : kind === 'nats' ? peers.NatsConn : kind === 'mqtt' ? peers.MqttConn : EnvelopeConn;
   const driver = {
     system,
     host: target.host,
     port: target.port,
     clientKind: target.clientKind ?? 'light',
-    kind: system === 'socketio' ? 'socketio' : 'envelope',
-    wildcards: system === 'switchyard',
+    kind,
+    /** Whether each publish is acknowledged (with its recipient count); false: pace by deliveries. */
+    acks: kind === 'envelope' || kind === 'socketio',
+    // NATS (`*`, `>`) and MQTT (`+`, `#`) match wildcards themselves.
+    wildcards: system === 'switchyard' || kind === 'nats' || kind === 'mqtt',
     /**
      * Open one connection and wait for it to be usable (welcome frame / Socket.IO connect).
      * @param {{token: string, sink?: object, expectTopic?: (t: string) => boolean, localAddress?: string}} o
      */
     connect(o, timeoutMs = 10_000) {
-      const c = driver.kind === 'socketio' ? new SocketIoConn(driver, o) : new EnvelopeConn(driver, o);
+      const c = new Conn(driver, o);
       return c.connect(timeoutMs).catch((err) => {
         c.destroy();
         throw err;

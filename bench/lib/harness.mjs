@@ -150,7 +150,8 @@ export async function openWindow(ctx) {
         serverCpuSource = 'ipc';
       }
       // ELU comes from the server's own snapshots: only meaningful if they bracket the window.
-      const eluValid = sElapsed > elapsed * 0.8 && sElapsed < elapsed * 1.2;
+      // (peer brokers are not Node: no ELU)
+      const eluValid = Boolean(server0?.elu && server1?.elu) && sElapsed > elapsed * 0.8 && sElapsed < elapsed * 1.2;
       const sIdle = eluValid ? server1.elu.idle - server0.elu.idle : 0;
       const sActive = eluValid ? server1.elu.active - server0.elu.active : 0;
       const loadgenCpu = ((cpu.user + cpu.system) / 1000 / elapsed) * 100;

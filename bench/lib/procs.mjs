@@ -10,8 +10,20 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const BENCH = path.resolve(here, '..');
 
 export const children = new Set();
+/** Peer brokers (nats-server, mosquitto) started by a server wrapper: killed with it. */
+const brokers = new Set();
+
+function killBroker(pid) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  brokers.delete(pid);
+}
 
 export function killAll(signal = 'SIGKILL') {
+  for (const pid of [...brokers]) killBroker(pid);
   for (const c of children) {
     try {
       if (c.exitCode === null && c.signalCode === null) c.kill(signal);
@@ -126,6 +138,13 @@ export async function startServer(file, config, { nofile, cpu, flags = [], timeo
     timeoutMs,
     tail,
   );
+  // A peer wrapper reports its broker's pid: that process dies with the wrapper (the wrapper
+  // asks the kernel for it too, see servers/external.mjs), whichever way the step ends.
+  if (ready.pid && ready.pid !== child.pid) {
+    brokers.add(ready.pid);
+    if (child.exitCode !== null || child.signalCode !== null) killBroker(ready.pid);
+    else child.once('exit', () => killBroker(ready.pid));
+  }
   return { child, port: ready.port, pid: ready.pid, info: ready.info ?? {}, tail };
 }
 

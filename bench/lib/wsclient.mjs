@@ -29,7 +29,7 @@ function nextMask() {
   return m;
 }
 
-/** Encode one masked client frame (opcode 1 text, 8 close, 10 pong). */
+/** Encode one masked client frame (opcode 1 text, 2 binary, 8 close, 10 pong). */
 export function encodeFrame(opcode, payload) {
   const len = payload.length;
   const headerLen = len < 126 ? 2 : len < 65536 ? 4 : 10;
@@ -60,6 +60,7 @@ export class LightWs {
    * @param {string} o.path  path with query, e.g. /ws?token=abc
    * @param {string} [o.localAddress]
    * @param {string} [o.extensions]  a Sec-WebSocket-Extensions offer (messages then arrive as sent, compressed or not)
+   * @param {string} [o.protocol]  a Sec-WebSocket-Protocol to ask for (e.g. `mqtt`); the answer must name it
    * @param {(buf: Buffer, start: number, end: number) => void} o.onMessage  one call per complete data message
    * @param {(code: number, reason: string) => void} [o.onClose]
    */
@@ -117,6 +118,10 @@ export class LightWs {
         }
         const m = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(text);
         if (!m || m[1] !== expectedAccept) return fail(new Error('bad Sec-WebSocket-Accept'));
+        if (this.o.protocol) {
+          const pm = /\r\nsec-websocket-protocol:\s*(\S+)/i.exec(text);
+          if (!pm || pm[1].toLowerCase() !== this.o.protocol.toLowerCase()) return fail(new Error(`server did not accept subprotocol ${this.o.protocol}`));
+        }
         settled = true;
         clearTimeout(timer);
         this.handshakeData = null;
@@ -141,6 +146,7 @@ export class LightWs {
             `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
             // bench/compression.mjs offers permessage-deflate: frames are still counted by header.
             (this.o.extensions ? `Sec-WebSocket-Extensions: ${this.o.extensions}\r\n` : '') +
+            (this.o.protocol ? `Sec-WebSocket-Protocol: ${this.o.protocol}\r\n` : '') +
             '\r\n',
         );
       });
@@ -204,11 +210,14 @@ export class LightWs {
         if (!this.closeSent) {
           this.closeSent = true;
           this.#write(encodeFrame(8, buf.subarray(start, Math.min(end, start + 2))));
+        } else if (this.closeMode === 'echo') {
+          this.socket.end();
         }
         // RFC 6455 §7.1.1: the server closes the TCP connection first, so TIME_WAIT stays on
         // the server side. We answer its FIN (allowHalfOpen is off) and only force the issue
-        // if it never comes. Client-side TIME_WAIT piles up over a connect-heavy run and makes
-        // every later connect() slower.
+        // if it never comes (mode `echo` ended our side above, as the `ws` client does).
+        // Client-side TIME_WAIT piles up over a connect-heavy run and makes every later
+        // connect() slower.
         this.#armDestroy(2000);
         this.#finish(code, reason);
         return;
@@ -233,6 +242,11 @@ export class LightWs {
     this.#write(encodeFrame(1, Buffer.from(text)));
   }
 
+  /** Send one binary frame (MQTT over WebSocket requires binary frames). */
+  sendBinary(buf) {
+    this.#write(encodeFrame(2, buf));
+  }
+
   /** Bytes queued in user space (socket.writableLength), for back-pressure checks. */
   get bufferedAmount() {
     return this.socket ? this.socket.writableLength : 0;
@@ -246,14 +260,22 @@ export class LightWs {
     this.socket?.uncork();
   }
 
-  /** Start the close handshake (code 1000); the socket is destroyed if not closed after graceMs. */
-  close(graceMs = 1000) {
+  /**
+   * Start the close handshake (code 1000); the socket is destroyed if not closed after graceMs.
+   * `mode` says how TCP ends: `server` waits for the server's FIN (RFC 6455 §7.1.1's SHOULD);
+   * `echo` ends this side once the server's Close arrives (as the `ws` client does); `client`
+   * ends it right behind the Close frame; `drop` destroys the socket without a Close frame.
+   */
+  close(mode = 'server', graceMs = 1000) {
     if (!this.socket || this.socket.destroyed) return;
+    this.closeMode = mode;
+    if (mode === 'drop') return void this.socket.destroy();
     if (!this.closeSent) {
       this.closeSent = true;
       const p = Buffer.alloc(2);
       p.writeUInt16BE(1000, 0);
       this.#write(encodeFrame(8, p));
+      if (mode === 'client') this.socket.end();
     }
     this.#armDestroy(graceMs);
   }

@@ -3,7 +3,10 @@
 // so the server always has work queued but is never buried under an unbounded backlog.
 // Metric: delivered messages per second, summed over all subscribers, in a fixed window after
 // warm-up.
-import { connectMany, closeAll, createSinkFor, pacedPublisher, measureThroughput } from './shared.mjs';
+// Systems without publish acks (nats-server, mosquitto) keep the same number of publishes in
+// flight, counted by deliveries (window × subscribers; lib/closedloop.mjs).
+import { connectMany, closeAll, createSinkFor, measureThroughput } from './shared.mjs';
+import { mainPublisher } from '../lib/closedloop.mjs';
 
 export const FANOUT_TOPIC = 'bench/fanout';
 
@@ -30,7 +33,7 @@ export async function runFanout(ctx, after) {
   });
   const pub = await ctx.driver.connect({ token: 'publisher' });
   try {
-    const publisher = pacedPublisher({
+    const publisher = mainPublisher(ctx, {
       conn: pub,
       sink,
       window: p.window,

@@ -9,6 +9,9 @@ export default {
   ...topics,
   name: 'topics-history',
   title: (p) => `${topics.title(p)}; history on every topic, memory vs. durable stores`,
+  // the main window only (topics' closed-loop columns compare systems, not stores)
+  params: (quick) => ({ ...topics.params(quick), loops: [] }),
+  columns: [],
   baseline: 'history-memory',
   variants: (systems) =>
     systems.includes('switchyard')

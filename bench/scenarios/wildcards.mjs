@@ -7,8 +7,10 @@
 //   i % 4 = 3  bench/+/<i>/x           inner wildcard   publishes to bench/wild/<i>/x
 // Each published topic matches exactly one subscriber's pattern (checked via the Ack's
 // recipients). raw ws and Socket.IO have no wildcards: they subscribe to the exact topic that
-// will be published (the equivalent routing result), which the output says.
-import { connectMany, closeAll, createSinkFor, pacedPublisher, measureThroughput, rng } from './shared.mjs';
+// will be published (the equivalent routing result), which the output says. nats-server and
+// mosquitto match the same patterns themselves (NATS as subjects: `bench.*.7.x`, `bench.wild.7.>`).
+import { connectMany, closeAll, createSinkFor, measureThroughput, rng } from './shared.mjs';
+import { mainPublisher } from '../lib/closedloop.mjs';
 
 const published = (i) => (i % 4 === 2 ? `bench/wild/${i}/x/y` : `bench/wild/${i}/x`);
 const pattern = (i) => [`bench/wild/${i}/x`, `bench/wild/${i}/+`, `bench/wild/${i}/#`, `bench/+/${i}/x`][i % 4];
@@ -16,7 +18,7 @@ const pattern = (i) => [`bench/wild/${i}/x`, `bench/wild/${i}/+`, `bench/wild/${
 export default {
   name: 'wildcards',
   title: (p) => `${p.subscribers.toLocaleString('en-US')} subscribers on mixed exact / + / # patterns; 1 publisher to random topics`,
-  note: 'only switchyard matches wildcards; raw ws and Socket.IO subscribe to the exact topics that get published (same routing result, no matching)',
+  note: 'switchyard, nats-server and mosquitto match wildcards; raw ws and Socket.IO subscribe to the exact topics that get published (same routing result, no matching)',
   primary: { key: 'rate', label: 'delivered msg/s', better: 'higher', unit: 'msg/s' },
   params: (quick) => ({
     subscribers: quick ? 1000 : 2000,
@@ -39,7 +41,7 @@ export default {
     const pub = await ctx.driver.connect({ token: 'publisher' });
     const random = rng(7);
     try {
-      const publisher = pacedPublisher({
+      const publisher = mainPublisher(ctx, {
         conn: pub,
         sink,
         window: p.window,

@@ -55,6 +55,10 @@ function safe(fn) {
  * @param {() => Promise<void>} o.close
  * @param {object} [o.info]          extra facts for the report (e.g. history supported or not)
  * @param {Record<string, (args: object) => unknown>} [o.rpc]  system-specific extra methods
+ * @param {number} [o.pid]           the process that does the work, when it is not this one (a
+ *                                   peer broker this process started: its CPU is read from /proc)
+ * @param {(gc: boolean) => Promise<object>} [o.snapshot]  replaces the in-process stats/memory
+ *                                   snapshot (peer brokers: /proc figures of o.pid)
  */
 export function serve(o) {
   let closing = false;
@@ -78,9 +82,13 @@ export function serve(o) {
     try {
       switch (msg.method) {
         case 'stats':
-          result = snapshot(o.stats);
+          result = o.snapshot ? await o.snapshot(false) : snapshot(o.stats);
           break;
         case 'memory': {
+          if (o.snapshot) {
+            result = await o.snapshot(true);
+            break;
+          }
           const gc = await collect();
           result = { ...snapshot(o.stats), gc };
           break;
@@ -102,7 +110,7 @@ export function serve(o) {
   process.on('disconnect', () => shutdown(0));
   process.on('SIGTERM', () => shutdown(0));
   process.on('SIGINT', () => shutdown(0));
-  process.send?.({ type: 'ready', system: o.system, port: o.port, pid: process.pid, info: o.info ?? {} });
+  process.send?.({ type: 'ready', system: o.system, port: o.port, pid: o.pid ?? process.pid, info: o.info ?? {} });
 }
 
 /** Report a startup failure to run.mjs and exit non-zero. */

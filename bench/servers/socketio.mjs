@@ -52,6 +52,8 @@ io.on('connection', (socket) => {
     }
     if (typeof ack === 'function') ack({ status: 'delivered', recipients: n });
   });
+  // The connect scenario's "server closes first": the server ends the connection.
+  socket.on('bye', () => socket.disconnect(true));
   socket.on('disconnect', () => {
     subscriptions -= mine;
   });

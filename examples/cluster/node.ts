@@ -1,6 +1,8 @@
 /**
  * One broker node of examples/cluster: an http.Server with the envelope protocol on /ws, joined to
- * the other nodes through RedisBus on one Redis channel.
+ * the other nodes through RedisBus on one Redis channel, with the cluster's registry (connection
+ * limits, presence, where each principal is, revoked tokens) and store (offline direct messages)
+ * in the same Redis, under keys prefixed with the channel name.
  *
  *   PORT=8091 npx tsx examples/cluster/node.ts     (REDIS_URL, default redis://127.0.0.1:6379; CHANNEL)
  *
@@ -13,7 +15,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createBroker, envelope, type Broker } from 'switchyard';
 import { attach } from 'switchyard/http';
-import { RedisBus } from 'switchyard/redis';
+import { RedisBus, RedisRegistry, RedisStore } from 'switchyard/redis';
 
 export interface ClusterNode {
   broker: Broker;
@@ -22,10 +24,14 @@ export interface ClusterNode {
 }
 
 export async function startNode(options: { port?: number; redisUrl?: string; channel?: string } = {}): Promise<ClusterNode> {
+  const redis = options.redisUrl ?? 'redis://127.0.0.1:6379';
+  const channel = options.channel ?? 'switchyard:example-cluster';
   const broker = createBroker({
     endpoints: [{ path: '/ws', protocol: envelope() }],
     authenticate: ({ credentials }) => (credentials === undefined ? null : { id: credentials.token, grants: [{ topic: 'demo/#', access: 'readwrite' }] }),
-    bus: new RedisBus({ connection: options.redisUrl ?? 'redis://127.0.0.1:6379', channel: options.channel ?? 'switchyard:example-cluster' }),
+    bus: new RedisBus({ connection: redis, channel }),
+    registry: new RedisRegistry({ redis, keyPrefix: `${channel}:` }),
+    store: new RedisStore({ redis, keyPrefix: `${channel}:` }),
   });
   // Bus gaps (a Redis restart) and failed publishes arrive here; a real host logs them.
   broker.on('error', (err: Error) => process.stderr.write(`[node ${broker.nodeId}] ${err.message}\n`));

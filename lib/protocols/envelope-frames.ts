@@ -85,6 +85,8 @@ export interface BinaryReceivedDetails {
   /** `sha256:<hex>` of the data. */
   checksum: string;
   recipients?: number;
+  partial?: true;
+  missing_nodes?: string[];
   delivered_to?: string[];
 }
 export type StatusFrame =
@@ -96,8 +98,15 @@ export type StatusFrame =
 export interface AckData {
   message_id: string;
   status: 'ok' | 'delivered';
-  /** Broadcast: connections the message was handed to on the server's node. */
+  /**
+   * Broadcast: connections the message was handed to on the server's node; with the broker's
+   * `clusterAcks`, on every node that answered in time.
+   */
   recipients?: number;
+  /** Broadcast with `clusterAcks`: some node did not answer in time (`recipients` lacks its count). */
+  partial?: true;
+  /** Broadcast with `clusterAcks`: the ids of the nodes that did not answer in time. */
+  missing_nodes?: string[];
   /** Broadcast to a history topic: the message's offset and its history's epoch. */
   offset?: number;
   epoch?: string;

@@ -146,7 +146,8 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (typeof data.topic !== 'string') throw bad('Broadcast needs data.topic (a string)');
       if (!Object.hasOwn(data, 'payload')) throw bad('Broadcast needs data.payload');
       if (data.echo !== undefined && typeof data.echo !== 'boolean') throw bad('Broadcast data.echo must be a boolean');
-      const result = conn.publish(data.topic, data.payload, data.echo === undefined ? NO_OPTIONS : { echo: data.echo });
+      const options = data.echo === undefined ? (req.id === undefined ? NO_COUNT : NO_OPTIONS) : { echo: data.echo, ...(req.id === undefined && NO_COUNT) };
+      const result = conn.publish(data.topic, data.payload, options);
       if (!isThenable(result)) return published(conn, req, result);
       // A publish waiting only on the store's append stays pipelined: the next frames go on meanwhile.
       if (!isPipelined(result)) return Promise.resolve(result).then((r) => published(conn, req, r));
@@ -293,7 +294,7 @@ async function receiveBinary(conn: Connection, raw: Buffer, handlers: NonNullabl
     data = Buffer.from(body.subarray(nameEnd));
     if (type === 'broadcast') {
       const result = await conn.publish(name, null, { binary: data });
-      extra = { recipients: result.recipients };
+      extra = { recipients: result.recipients, ...(result.missingNodes && { partial: true, missing_nodes: result.missingNodes }) };
     } else {
       const result = await conn.sendDirect(name, null, { binary: data });
       if (result.deliveredTo.length === 0) {
@@ -365,6 +366,8 @@ function ackResult(conn: Connection, req: Request, result: unknown): void {
 }
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
+/** A Broadcast without an id has no Ack: with `clusterAcks`, no cluster-wide count to wait for. */
+const NO_COUNT: PublishOptions = Object.freeze({ clusterCount: false });
 
 /** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
 /** The request a pipelined Broadcast's failure belongs to. */
@@ -374,7 +377,8 @@ function published(conn: Connection, req: Request, result: PublishResult): void 
   conn.state = undefined;
   if (req.id === undefined) return;
   const offset = result.offset === undefined ? '' : `,"offset":${result.offset},"epoch":${JSON.stringify(result.epoch)}`;
-  conn.sendRaw(`{"type":"Ack","data":{"message_id":${req.idJson ?? JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}}}`);
+  const partial = result.missingNodes === undefined ? '' : `,"partial":true,"missing_nodes":${JSON.stringify(result.missingNodes)}`;
+  conn.sendRaw(`{"type":"Ack","data":{"message_id":${req.idJson ?? JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}${partial}}}`);
 }
 
 /** JSON of a payload; a value JSON cannot carry (undefined) is null. */

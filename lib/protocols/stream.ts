@@ -19,9 +19,12 @@
  *   returned null, or produced an invalid topic) closes with 1008.
  */
 import { BrokerError, CloseCode } from '../errors.js';
-import type { Connection, Delivery, Protocol } from '../protocol.js';
+import type { Connection, Delivery, Protocol, PublishOptions } from '../protocol.js';
 import { parseJson, resolveMaxJsonDepth } from './json.js';
 import type { Principal } from '../types.js';
+
+/** This protocol has no Ack: with `clusterAcks`, a publish neither asks for nor waits on the other nodes' counts. */
+const NO_COUNT: PublishOptions = Object.freeze({ clusterCount: false });
 
 /** The topics a path binds a connection to. */
 export interface StreamBinding {
@@ -159,7 +162,7 @@ export function stream(options: StreamOptions): Protocol {
       state.invalid = 0;
       if (binding.publish === undefined) return;
       try {
-        await conn.publish(binding.publish, payload);
+        await conn.publish(binding.publish, payload, NO_COUNT);
       } catch (err) {
         if (!(err instanceof BrokerError)) throw err;
         if (err.code === 'SY_ERR_FORBIDDEN') return;

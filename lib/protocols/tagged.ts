@@ -16,7 +16,10 @@
  */
 import { BrokerError, CloseCode } from '../errors.js';
 import { parseObject, resolveMaxJsonDepth } from './json.js';
-import type { Connection, Delivery, Protocol } from '../protocol.js';
+import type { Connection, Delivery, Protocol, PublishOptions } from '../protocol.js';
+
+/** This protocol has no Ack: with `clusterAcks`, a publish neither asks for nor waits on the other nodes' counts. */
+const NO_COUNT: PublishOptions = Object.freeze({ clusterCount: false });
 
 export interface TaggedOptions {
   /** Request header listing the tags, or false to ignore headers. Default `'tag'` (case-insensitive). */
@@ -69,7 +72,7 @@ export function tagged(options: TaggedOptions = {}): Protocol {
     async receive(conn, raw, isBinary) {
       if (isBinary) throw policy('binary frames are not supported; send {"tag", "message"} JSON');
       const { tag, message } = parse(raw, maxJsonDepth);
-      await conn.publish(tag, message);
+      await conn.publish(tag, message, NO_COUNT);
     },
 
     encode(delivery: Delivery) {

@@ -61,6 +61,16 @@ export class NodeProcess {
     return this.events.filter((e) => e.event === 'error' && (code === undefined || e.code === code));
   }
 
+  /** This node's broker id (what cluster messages and `missing_nodes` name it by). */
+  get nodeId(): string {
+    return String(this.events.find((e) => e.event === 'ready')!.node);
+  }
+
+  /** Sends a signal without waiting for an exit (SIGSTOP, SIGCONT). */
+  signal(signal: NodeJS.Signals): void {
+    this.#child.kill(signal);
+  }
+
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill(signal);
     return this.exited;
