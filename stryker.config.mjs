@@ -35,6 +35,21 @@
 //     before its first await and the session handles no frame before open() (Session.begin).
 //   protocols/tagged.ts `Array.isArray(value) ? value.join(',')`: Node joins a repeated header
 //     into one string for every name but set-cookie, so no header array reaches it.
+// lib/protocols/envelope.ts (runs with testFiles test/envelope*.test.ts, readme-frames, seed-fidelity;
+//   each checked by hand: the mutant applied, the envelope tests still pass):
+//   History `data.since === undefined || data.since === null ? undefined : positionFrom(…)` →
+//     `false ? …` (and its `&&`/half mutants): positionFrom(undefined) and positionFrom(null) are
+//     undefined too, and the refusal below needs a since that is neither.
+//   History `...(since !== undefined && { since })` → `true &&`: passes `since: undefined`, which
+//     every shipped store (memory, Redis, Postgres: `since === undefined`) reads as absent.
+//   Presence `typeof data.user_id === 'string' ? [data.user_id]` → `true ?`: a non-string
+//     user_id then fails stringArray with the same 400 and message as no user_id at all.
+//   Refresh `...(principal.expiresAt !== undefined && { expires_at })` → `true &&`:
+//     JSON.stringify drops `expires_at: undefined`, so the Ack is the same.
+//   Broadcast `data.echo === undefined ? … : { echo: data.echo, … }` → `false ? …`: publish reads
+//     `options.echo ?? endpoint.echo`, so `echo: undefined` is the same as no echo.
+//   Killed outside the envelope set (each applied by hand): the pipelined Broadcast paths
+//     (`isThenable`, `isPipelined`, the requestOf pinning) by test/store-pipelining.test.ts.
 // lib/filter.ts
 //   `filter === undefined || filter === null` → `false || filter === null`: undefined never
 //     reaches compileFilter; every caller turns a missing filter into null first
