@@ -74,6 +74,14 @@ describe('malformed binary frames', () => {
     await c.close();
   });
 
+  it('a broadcast header naming a 0-byte topic is read, and the empty topic refused as a topic', async () => {
+    await broker();
+    const c = await as('alice');
+    c.ws.send(plain(0x01, Buffer.from([0, 0])));
+    expect((await c.nextOf('Error')).data).toEqual({ code: 400, message: 'invalid topic: topic is empty', details: { topics: [''] } });
+    await c.close();
+  });
+
   it('a 5-byte frame with no payload is well-formed: a file transfer of 0 bytes reaches the handler', async () => {
     const received: Buffer[] = [];
     await broker({}, envelope({ binary: { file_transfer: (_c, data) => void received.push(data) } }));

@@ -161,6 +161,9 @@ describe('a rate-limited request', () => {
     expect((await reply(c, { type: 'Ping', id: 'first' })).type).toBe('Ack');
     const id = 'k'.repeat(128);
     expect((await reply(c, { type: 'Ping', id })).data).toMatchObject({ code: 429, details: { message_id: id } });
+    // An id that is not a string is not named, even one with a length.
+    c.sendJson({ type: 'Ping', id: ['x'] });
+    expect((await c.nextOf('Error')).data.details).not.toHaveProperty('message_id');
     await c.close();
   });
 });
