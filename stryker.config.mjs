@@ -48,8 +48,29 @@
 //     JSON.stringify drops `expires_at: undefined`, so the Ack is the same.
 //   Broadcast `data.echo === undefined ? … : { echo: data.echo, … }` → `false ? …`: publish reads
 //     `options.echo ?? endpoint.echo`, so `echo: undefined` is the same as no echo.
+//   Broadcast `if (!isThenable(result)) return published(…)` → `if (false)`: a plain result then
+//     goes through `Promise.resolve(result).then(published)`: the same Ack, a microtask later,
+//     and the session handles the next frame only after it.
+//   fail() `id = raw === undefined ? undefined : peekId(raw)` → `false ?`: peekId(undefined)
+//     throws inside its try and returns undefined. `typeof conn.state === 'string'` → `true`:
+//     the envelope only ever stores a request id or undefined in conn.state.
+//   badWithId `id !== undefined && { message_id: id }` → `true &&`: JSON.stringify drops
+//     `message_id: undefined`. ackResult `result === undefined` → `false` (see above).
+//   encode publish `delivery.from === null` → `true`: only the server publishes under
+//     `$presence/` (a client's publish there is refused), so from is null there anyway.
+//     direct `delivery.from ?? ''`: a binary direct message always has a sender (the host's
+//     sendTo takes no binary), so the '' is never used.
+//   binaryFrame `Buffer.from(name, 'utf8')` → `''`: an empty encoding falls back to UTF-8.
+//   Static (module-level, stryker-js #6144, see lib/frame.ts): REFUSALS' entries and NO_COUNT's
+//     `clusterCount: false`; applied by hand they fail test/envelope-refresh-and-dispatch and
+//     test/envelope-cluster-counts.
 //   Killed outside the envelope set (each applied by hand): the pipelined Broadcast paths
-//     (`isThenable`, `isPipelined`, the requestOf pinning) by test/store-pipelining.test.ts.
+//     (`isPipelined` → true, the requestOf pinning, `?? (cause…)` → `&&`) by
+//     test/store-pipelining.test.ts; the Status `by: 'server'` frames (host subscribe/unsubscribe)
+//     by test/control.test.ts; the too-deep frame naming its id (`max_depth` branch) by
+//     test/protocol-json-depth.test.ts.
+//   Not done: binary broadcast `partial`/`missing_nodes` in binary_received (needs a cluster
+//     with a silent node), ackResult's `{ cause: err }` (reported error's cause).
 // lib/filter.ts
 //   `filter === undefined || filter === null` → `false || filter === null`: undefined never
 //     reaches compileFilter; every caller turns a missing filter into null first
