@@ -35,6 +35,42 @@
 //     before its first await and the session handles no frame before open() (Session.begin).
 //   protocols/tagged.ts `Array.isArray(value) ? value.join(',')`: Node joins a repeated header
 //     into one string for every name but set-cookie, so no header array reaches it.
+// lib/protocols/envelope.ts (runs with testFiles test/envelope*.test.ts, readme-frames, seed-fidelity;
+//   each checked by hand: the mutant applied, the envelope tests still pass):
+//   History `data.since === undefined || data.since === null ? undefined : positionFrom(…)` →
+//     `false ? …` (and its `&&`/half mutants): positionFrom(undefined) and positionFrom(null) are
+//     undefined too, and the refusal below needs a since that is neither.
+//   History `...(since !== undefined && { since })` → `true &&`: passes `since: undefined`, which
+//     every shipped store (memory, Redis, Postgres: `since === undefined`) reads as absent.
+//   Presence `typeof data.user_id === 'string' ? [data.user_id]` → `true ?`: a non-string
+//     user_id then fails stringArray with the same 400 and message as no user_id at all.
+//   Refresh `...(principal.expiresAt !== undefined && { expires_at })` → `true &&`:
+//     JSON.stringify drops `expires_at: undefined`, so the Ack is the same.
+//   Broadcast `data.echo === undefined ? … : { echo: data.echo, … }` → `false ? …`: publish reads
+//     `options.echo ?? endpoint.echo`, so `echo: undefined` is the same as no echo.
+//   Broadcast `if (!isThenable(result)) return published(…)` → `if (false)`: a plain result then
+//     goes through `Promise.resolve(result).then(published)`: the same Ack, a microtask later,
+//     and the session handles the next frame only after it.
+//   fail() `id = raw === undefined ? undefined : peekId(raw)` → `false ?`: peekId(undefined)
+//     throws inside its try and returns undefined. `typeof conn.state === 'string'` → `true`:
+//     the envelope only ever stores a request id or undefined in conn.state.
+//   badWithId `id !== undefined && { message_id: id }` → `true &&`: JSON.stringify drops
+//     `message_id: undefined`. ackResult `result === undefined` → `false` (see above).
+//   encode publish `delivery.from === null` → `true`: only the server publishes under
+//     `$presence/` (a client's publish there is refused), so from is null there anyway.
+//     direct `delivery.from ?? ''`: a binary direct message always has a sender (the host's
+//     sendTo takes no binary), so the '' is never used.
+//   binaryFrame `Buffer.from(name, 'utf8')` → `''`: an empty encoding falls back to UTF-8.
+//   Static (module-level, stryker-js #6144, see lib/frame.ts): REFUSALS' entries and NO_COUNT's
+//     `clusterCount: false`; applied by hand they fail test/envelope-refresh-and-dispatch and
+//     test/envelope-cluster-counts.
+//   Killed outside the envelope set (each applied by hand): the pipelined Broadcast paths
+//     (`isPipelined` → true, the requestOf pinning, `?? (cause…)` → `&&`) by
+//     test/store-pipelining.test.ts; the Status `by: 'server'` frames (host subscribe/unsubscribe)
+//     by test/control.test.ts; the too-deep frame naming its id (`max_depth` branch) by
+//     test/protocol-json-depth.test.ts.
+//   Not done: binary broadcast `partial`/`missing_nodes` in binary_received (needs a cluster
+//     with a silent node), ackResult's `{ cause: err }` (reported error's cause).
 // lib/filter.ts
 //   `filter === undefined || filter === null` → `false || filter === null`: undefined never
 //     reaches compileFilter; every caller turns a missing filter into null first
