@@ -30,7 +30,7 @@ interface Probe extends Protocol {
 
 /**
  * Text commands: `refresh <token>` refreshes the token and answers `refreshed`, `close <code>`
- * closes, `slow` returns a promise the test rejects; anything else is echoed.
+ * closes, `last-words` sends a frame and closes 4000 in the same turn, `slow` returns a promise the test rejects; anything else is echoed.
  */
 function probe(): Probe {
   const p: Probe = {
@@ -53,6 +53,10 @@ function probe(): Probe {
         );
       }
       if (command === 'close') return conn.close(Number(arg), 'bye');
+      if (command === 'last-words') {
+        conn.sendRaw('last words');
+        return conn.close(4000, 'bye');
+      }
       if (command === 'slow') return new Promise<void>((_resolve, reject) => (p.rejectSlow = reject));
       conn.sendRaw(`echo ${text}`);
     },
@@ -176,6 +180,18 @@ describe('token expiry', () => {
 });
 
 describe('after the close', () => {
+  it('a frame the protocol sends just before it closes reaches the client before the close frame', async () => {
+    const p = probe();
+    running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: tokenAuth, heartbeat: false });
+    const client = new Client(running.url('/ws?token=alice'));
+    const texts: string[] = [];
+    client.ws.on('message', (d) => texts.push(d.toString()));
+    await client.opened;
+    client.ws.send('last-words');
+    expect(await client.closed).toEqual({ code: 4000, reason: 'bye' });
+    expect(texts).toEqual(['last words']);
+  });
+
   it("frames that arrive after the server's close frame never reach the protocol", async () => {
     const p = probe();
     running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: tokenAuth, heartbeat: false });
