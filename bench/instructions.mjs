@@ -4,6 +4,11 @@
 //
 //   npm run build && node bench/instructions.mjs [--subscribers=200] [--warmup=4000]
 //                        [--publishes=10000] [--runs=3] [--node-flags=--single-threaded]
+//                        [--ids=on|off|both]
+//
+// --ids: `on` (the default) gives every publish an id and paces on its Ack; `off` publishes
+// without ids (no Acks) and paces on deliveries counted; `both` alternates the two in each run,
+// both paced on deliveries (the only difference is the id and its Ack), and prints the ratio.
 //
 // The server (the built package in dist/, the same settings as servers/switchyard.mjs) runs
 // under callgrind; this process connects the subscribers (one topic each) and a publisher that
@@ -44,7 +49,8 @@ async function serve(port) {
     setImmediate(() => process.exit(0));
   });
   attach(broker, server);
-  server.listen(port, '127.0.0.1', () => process.stdout.write('listening\n'));
+  // Port 0: the kernel picks a free one (a random pick collided with other processes' ports).
+  server.listen(port, '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
 }
 
 async function measure() {
@@ -64,22 +70,34 @@ async function measure() {
   }
   const { makeDriver, createSink } = await import('./lib/drivers.mjs');
   const { payload, rng } = await import('./lib/harness.mjs');
-  const results = [];
-  for (let run = 1; run <= runs; run++) {
+  const ids = args.ids ?? 'on';
+  if (!['on', 'off', 'both'].includes(ids)) throw new Error(`--ids must be on, off or both, not ${ids}`);
+  const modes = ids === 'both' ? ['id', 'no id'] : [ids === 'on' ? 'id' : 'no id'];
+  const paceOnDeliveries = ids !== 'on';
+  const results = new Map(modes.map((m) => [m, []]));
+  for (let round = 0; round < runs * modes.length; round++) {
+    const run = Math.floor(round / modes.length) + 1;
+    // Alternate which mode goes first from run to run.
+    const mode = modes[(round + run - 1) % modes.length];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-callgrind-'));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
     const server = spawn(
       'valgrind',
-      ['--tool=callgrind', `--callgrind-out-file=${dir}/cg.out`, '--dump-instr=no', '--collect-jumps=no', process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), `--serve=${port}`],
+      ['--tool=callgrind', `--callgrind-out-file=${dir}/cg.out`, '--dump-instr=no', '--collect-jumps=no', process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--serve=0'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise((resolve) => server.once('exit', resolve));
-    await new Promise((resolve, reject) => {
-      server.stdout.on('data', (d) => d.toString().includes('listening') && resolve());
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
       server.once('exit', (code) => reject(new Error(`server exited (${code}) before listening`)));
     });
     const driver = await makeDriver('switchyard', { host: '127.0.0.1', port });
     const sink = createSink(1000);
+    const withId = mode === 'id';
     for (let i = 0; i < subscribers; i++) {
       const c = await driver.connect({ token: `u${i}`, sink }, 600_000);
       await c.subscribe([`bench/topics/${i}`], 600_000);
@@ -88,21 +106,77 @@ async function measure() {
     const pub = await driver.connect({ token: 'publisher' }, 600_000);
     const random = rng(42); // the same topic sequence every run, as in scenarios/topics.mjs
     const topic = () => `bench/topics/${Math.floor(random() * subscribers)}`;
-    await burst(pub, warmup, topic, payload);
+    const send = paceOnDeliveries ? (n) => paced(pub, sink, n, topic, payload, withId) : (n) => burst(pub, n, topic, payload);
+    await send(warmup);
     execFileSync('callgrind_control', ['-z', String(server.pid)], { stdio: 'ignore' });
-    await burst(pub, publishes, topic, payload);
+    await send(publishes);
     execFileSync('callgrind_control', ['-d', 'measured', String(server.pid)], { stdio: 'ignore' });
     await new Promise((resolve) => http.get(`http://127.0.0.1:${port}/quit`, (res) => res.resume().on('end', resolve)));
     await exited;
     const dump = fs.readdirSync(dir).find((f) => f.startsWith('cg.out.'));
     const total = Number(/^(?:summary|totals): (\d+)/m.exec(fs.readFileSync(path.join(dir, dump), 'utf8'))[1]);
     fs.rmSync(dir, { recursive: true, force: true });
-    results.push(total / publishes);
-    console.log(`run ${run}/${runs}: ${Math.round(total / publishes).toLocaleString('en-US')} instructions per publish (${publishes.toLocaleString('en-US')} publishes, ${subscribers} subscribers)`);
+    results.get(mode).push(total / publishes);
+    const label = modes.length > 1 || ids === 'off' ? `, ${mode}` : '';
+    console.log(`run ${run}/${runs}${label}: ${Math.round(total / publishes).toLocaleString('en-US')} instructions per publish (${publishes.toLocaleString('en-US')} publishes, ${subscribers} subscribers)`);
   }
-  const sorted = [...results].sort((a, b) => a - b);
-  console.log(`median: ${Math.round(sorted[Math.floor(sorted.length / 2)]).toLocaleString('en-US')} instructions per publish`);
+  const medians = new Map();
+  for (const [mode, list] of results) {
+    const sorted = [...list].sort((a, b) => a - b);
+    medians.set(mode, sorted[Math.floor(sorted.length / 2)]);
+    const label = modes.length > 1 || ids === 'off' ? ` (${mode})` : '';
+    console.log(`median${label}: ${Math.round(medians.get(mode)).toLocaleString('en-US')} instructions per publish`);
+  }
+  if (modes.length > 1) {
+    const extra = medians.get('id') - medians.get('no id');
+    console.log(`an id costs ${Math.round(extra).toLocaleString('en-US')} instructions per publish; no id / id = ${(medians.get('no id') / medians.get('id')).toFixed(3)} (the rate ratio id / no id if the server is the bound)`);
+  }
   process.exit(0);
+}
+
+/**
+ * Publishes `n` messages keeping at most 64 not yet delivered (each reaches one subscriber),
+ * refilled once per event-loop turn; with `withId` each also carries an id and its Ack is
+ * awaited at the end. Resolves when every delivery (and Ack) has arrived.
+ */
+function paced(pub, sink, n, topic, payload, withId) {
+  return new Promise((resolve) => {
+    const base = sink.count;
+    let sent = 0;
+    let acked = withId ? 0 : n;
+    let queued = false;
+    const check = () => {
+      if (sink.count - base === n && acked === n) {
+        sink.onCount = null;
+        resolve();
+        return true;
+      }
+      return false;
+    };
+    const pump = () => {
+      queued = false;
+      if (check()) return;
+      pub.cork();
+      while (sent - (sink.count - base) < 64 && sent < n) {
+        sent++;
+        pub.publish(topic(), payload(sent), withId ? onAck : null);
+      }
+      pub.uncork();
+    };
+    const later = () => {
+      if (!queued) {
+        queued = true;
+        setImmediate(pump);
+      }
+    };
+    const onAck = () => {
+      acked++;
+      later();
+    };
+    sink.onCount = later;
+    if (n === 0) resolve();
+    else pump();
+  });
 }
 
 /** Publishes `n` messages keeping 64 in flight; resolves when all are acknowledged. */

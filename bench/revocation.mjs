@@ -1,34 +1,23 @@
 // How long a revocation takes to close a connection on another node (issue 13: within 100 ms).
 //
-//   node --import tsx bench/revocation.mjs [--rounds=30] [--bus=redis|nats]
+//   node --import tsx bench/revocation.mjs [--rounds=30]
 //
-// Two broker processes (test/fixtures/cluster-node.ts) on the local Redis (bus, registry, store)
-// or NATS (bus) with a Redis registry. Each round connects a client to node 2 with a fresh token
+// Two broker processes (test/fixtures/cluster-node.ts) on the local Redis (RedisBus and
+// RedisRegistry). Each round connects a client to node 2 with a fresh token
 // id, asks node 1 to revoke that token id, and times from the moment the command is written to
 // node 1's stdin to the client's close event (4002). The figure includes the stdin hop and the
 // client's own event loop, so it is an upper bound of the broker's part. Prints median, p90, max.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { NodeProcess } from '../test/cluster/nodes.ts';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const rounds = Number(args.rounds ?? 30);
-const bus = args.bus ?? 'redis';
+const bus = 'redis';
 const prefix = `sy-bench:revocation:${randomUUID()}:`;
-const env = {
-  SY_BUS: bus,
-  ...(bus === 'nats' && { SY_BUS_URL: '127.0.0.1:4222' }),
-  SY_CHANNEL: `${prefix}bus`,
-  SY_REGISTRY: 'redis',
-  SY_KEY_PREFIX: prefix,
-  ...(bus === 'nats' && { SY_REGISTRY_URL: 'redis://127.0.0.1:6379' }),
-};
-if (bus === 'nats') {
-  // The fixture's RedisRegistry follows SY_BUS_URL; with NATS as the bus there is no Redis URL there.
-  console.error('--bus=nats: the fixture joins its RedisRegistry on SY_BUS_URL; run with --bus=redis');
-  process.exit(2);
-}
+const env = { SY_BUS: bus, SY_CHANNEL: `${prefix}bus`, SY_REGISTRY: 'redis', SY_KEY_PREFIX: prefix };
 
 const [n1, n2] = await Promise.all([NodeProcess.start(env), NodeProcess.start(env)]);
 const times = [];
@@ -49,6 +38,11 @@ try {
   }
 } finally {
   await Promise.all([n1.kill('SIGTERM'), n2.kill('SIGTERM')]);
+  // What the run left in Redis (remembered revocations, registry entries).
+  const redis = new Redis('redis://127.0.0.1:6379');
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
 }
 times.sort((a, b) => a - b);
 const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))];

@@ -138,7 +138,7 @@ async function main() {
     // BENCH_PARAMS='{"window":32}' overrides scenario parameters (for experiments, not reports).
     const params = { ...sc.params(args.quick), ...(process.env.BENCH_PARAMS ? JSON.parse(process.env.BENCH_PARAMS) : {}) };
     const variants = sc.variants
-      ? sc.variants(args.systems)
+      ? sc.variants(args.systems, SYSTEMS)
       : args.systems
           .filter((s) => !SYSTEMS[s].scenarios || SYSTEMS[s].scenarios.includes(sc.name))
           .map((s) => ({ system: s, key: s, label: SYSTEMS[s].label, requires: SYSTEMS[s].requires }));

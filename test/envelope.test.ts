@@ -280,6 +280,76 @@ describe('malformed input: Error 400, connection stays up, every id answered onc
   });
 });
 
+describe('request ids at the end of a frame (read without JSON.parse, issue 17)', () => {
+  // The server reads a trailing `,"id":"…"}` itself; every frame here must be answered exactly as
+  // JSON.parse reads it: the same id, once, or the same refusal.
+  const long = 'i'.repeat(129);
+  it.each([
+    ['a short id, last', '{"type":"Ping","id":"c1"}', { ack: 'c1' }],
+    ['an id with an escaped quote', '{"type":"Ping","id":"a\\"b"}', { ack: 'a"b' }],
+    ['an id with an escaped slash', '{"type":"Ping","id":"a\\/b"}', { ack: 'a/b' }],
+    ['a non-ASCII id', '{"type":"Ping","id":"é€"}', { ack: 'é€' }],
+    ['an id of printable punctuation', '{"type":"Ping","id":"a,\'b:{}[]"}', { ack: "a,'b:{}[]" }],
+    ['two ids: the last one wins', '{"type":"Ping","id":"first","id":"last"}', { ack: 'last' }],
+    ['an id after nested data', '{"type":"Ping","data":{"id":"inner"},"id":"outer"}', { ack: 'outer' }],
+    ['an id after a number', '{"type":"Ping","x":12,"id":"n1"}', { ack: 'n1' }],
+    ['a refused request names a trailing id', '{"type":"Broadcast","data":{"topic":"t","payload":1,"echo":1},"id":"n2"}', { error: 'n2' }],
+    ['a refused request names an escaped id', '{"type":"Broadcast","data":{"topic":"t","payload":1,"echo":1},"id":"e\\/1"}', { error: 'e/1' }],
+    ['an id after null', '{"type":"Ping","data":null,"id":"z1"}', { ack: 'z1' }],
+    ['an id after true', '{"type":"Ping","x":true,"id":"z2"}', { ack: 'z2' }],
+    ['an id after an array', '{"type":"Ping","x":[1],"id":"z3"}', { ack: 'z3' }],
+    ['whitespace before the id', '{"type":"Ping", "id":"w1"}', { ack: 'w1' }],
+    ['whitespace after the frame', '{"type":"Ping","id":"w2"} ', { ack: 'w2' }],
+    ['an id that only looks like one, inside a string', '{"type":"Ping","data":{"note":"x\\",\\"id\\":\\"fake"}}', { none: true }],
+    ['an id nested in data, last', '{"type":"Ping","data":{"id":"inner"}}', { none: true }],
+    ['an empty id', '{"type":"Ping","id":""}', { refused: 'id must be' }],
+    ['an id too long', `{"type":"Ping","id":"${long}"}`, { refused: 'id must be' }],
+    ['an object that is only an id after a comma', '{,"id":"c2"}', { refused: 'invalid JSON' }],
+    ['a member missing its value before the id', '{"type":"Ping","x","id":"c3"}', { refused: 'invalid JSON' }],
+    ['a comma twice before the id', '{"type":"Ping",,"id":"c4"}', { refused: 'invalid JSON' }],
+    ['a control character in the id', '{"type":"Ping","id":"a\tb"}', { refused: 'invalid JSON' }],
+  ] as Array<[string, string, { ack?: string; error?: string; none?: true; refused?: string }]>)('%s', async (_name, raw, want) => {
+    await broker();
+    const c = await as('alice:#');
+    // Checked against JSON.parse, so the table itself cannot drift from what JSON means.
+    let parsed: { id?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(raw) as { id?: unknown };
+    } catch {
+      parsed = undefined;
+    }
+    if (want.ack !== undefined || want.error !== undefined) expect(parsed?.id).toBe(want.ack ?? want.error);
+    if (want.refused === 'invalid JSON') expect(parsed).toBeUndefined();
+    c.ws.send(raw);
+    await c.request('Ping', {});
+    const replies = c.frames.filter((f) => (f.type === 'Ack' || f.type === 'Error') && !String(f.data.message_id ?? f.data.details?.message_id).startsWith('r'));
+    if (want.ack !== undefined) expect(replies).toEqual([{ type: 'Ack', data: { message_id: want.ack, status: 'ok' } }]);
+    else if (want.error !== undefined) expect(replies.map((f) => [f.type, f.data.details?.message_id])).toEqual([['Error', want.error]]);
+    else if (want.none) expect(replies).toEqual([]);
+    else {
+      expect(replies).toHaveLength(1);
+      expect(replies[0]!.type).toBe('Error');
+      expect(replies[0]!.data.message).toContain(want.refused);
+    }
+    await c.close();
+  });
+
+  it('acks a Broadcast with the id and recipients whichever way the id was read', async () => {
+    await broker();
+    const sub = await as('bob:#');
+    await sub.request('Subscribe', { topics: ['t'] });
+    const c = await as('alice:#');
+    c.ws.send('{"type":"Broadcast","data":{"topic":"t","payload":{"id":"p"}},"id":"b1"}');
+    c.ws.send('{"type":"Broadcast","data":{"topic":"t","payload":2},"id":"b\\u0032"}');
+    c.ws.send('{"type":"Broadcast","id":"b3","data":{"topic":"t","payload":3}}');
+    const acks = [await c.nextOf('Ack'), await c.nextOf('Ack'), await c.nextOf('Ack')];
+    expect(acks.map((a) => a.data)).toEqual(['b1', 'b2', 'b3'].map((id) => ({ message_id: id, status: 'delivered', recipients: 1 })));
+    expect((await sub.nextOf('Broadcast')).data.payload).toEqual({ id: 'p' });
+    await c.close();
+    await sub.close();
+  });
+});
+
 describe('custom X- types', () => {
   it('dispatches to host handlers and returns their result in the Ack', async () => {
     await broker({}, envelope({ handlers: { 'X-CustomAction': (conn, data) => ({ who: conn.principal.id, echo: data }) } }));

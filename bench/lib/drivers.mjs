@@ -38,6 +38,9 @@ export function noteBad(sink, why) {
 }
 
 const T_KEY = Buffer.from('"t":');
+// A publish's Ack as switchyard and raw ws write it: read without JSON.parse (see #fastAck).
+const ACK_HEAD = Buffer.from('{"type":"Ack","data":{"message_id":"');
+const RECIPIENTS_KEY = Buffer.from('"recipients":');
 
 /** Read the number after the first `"t":` in buf[start, end), or NaN. */
 export function readT(buf, start, end) {
@@ -133,6 +136,7 @@ class EnvelopeConn {
       if (sink.onCount !== null) sink.onCount();
       return;
     }
+    if (this.acks.size > 0 && this.#fastAck(buf, start, end)) return;
     let m;
     try {
       m = JSON.parse(buf.toString('utf8', start, end));
@@ -141,6 +145,31 @@ class EnvelopeConn {
       return;
     }
     this.#onControl(m);
+  }
+
+  /**
+   * A publish's Ack (`{"type":"Ack","data":{"message_id":"p…",…"recipients":N…}}`) read from the
+   * bytes: JSON.parse would intern the short id, a cost of the load generator's own (issue 17).
+   * Anything else, or an id not awaited, goes the parsed way.
+   */
+  #fastAck(buf, start, end) {
+    const idStart = start + ACK_HEAD.length;
+    if (end <= idStart || buf.compare(ACK_HEAD, 0, ACK_HEAD.length, start, idStart) !== 0) return false;
+    const idEnd = buf.indexOf(0x22, idStart);
+    if (idEnd === -1 || idEnd >= end) return false;
+    const id = buf.toString('latin1', idStart, idEnd);
+    const cb = this.acks.get(id);
+    if (cb === undefined) return false;
+    const at = buf.indexOf(RECIPIENTS_KEY, idEnd);
+    if (at === -1 || at >= end) return false;
+    let i = at + RECIPIENTS_KEY.length;
+    let recipients = 0;
+    const first = i;
+    for (; i < end && buf[i] >= 48 && buf[i] <= 57; i++) recipients = recipients * 10 + buf[i] - 48;
+    if (i === first) return false;
+    this.acks.delete(id);
+    cb({ recipients });
+    return true;
   }
 
   #sample(buf, start, end) {
@@ -233,11 +262,16 @@ class EnvelopeConn {
     return r.ack;
   }
 
-  /** Publish; `onAck(ackData)` gets { recipients } or { error }. */
+  /** Publish; `onAck(ackData)` gets { recipients } or { error }. Without `onAck` the publish carries no id (no Ack). */
   publish(topic, payload, onAck) {
+    const head = `{"type":"Broadcast","data":{"topic":${JSON.stringify(topic)},"payload":${JSON.stringify(payload)}}`;
+    if (onAck === undefined || onAck === null) {
+      this.ws.send(`${head}}`);
+      return;
+    }
     const id = `p${++this.nextId}`;
     this.acks.set(id, onAck);
-    this.ws.send(`{"type":"Broadcast","data":{"topic":${JSON.stringify(topic)},"payload":${JSON.stringify(payload)}},"id":"${id}"}`);
+    this.ws.send(`${head},"id":"${id}"}`);
   }
 
   /** From now on frames are deliveries: count, sample, don't parse. */
@@ -319,7 +353,8 @@ class SocketIoConn {
   }
 
   publish(topic, payload, onAck) {
-    this.socket.emit('publish', { topic, payload }, onAck);
+    if (onAck === undefined || onAck === null) this.socket.emit('publish', { topic, payload });
+    else this.socket.emit('publish', { topic, payload }, onAck);
   }
 
   async request(type) {

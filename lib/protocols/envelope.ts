@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { andThen, isPipelined, isThenable, pipelined, type Awaitable } from '../awaitable.js';
 import { BrokerError, CloseCode, type ErrorCode } from '../errors.js';
 import { PRESENCE_ROOT } from '../presence.js';
-import { parseObject, resolveMaxJsonDepth } from './json.js';
+import { parseObject, parseObjectText, resolveMaxJsonDepth, trailingMember } from './json.js';
 import type { Connection, Delivery, Protocol, PublishOptions, PublishResult } from '../protocol.js';
 import { positionFrom, type HistoryRecord } from '../store.js';
 import type { Principal } from '../types.js';
@@ -50,6 +50,8 @@ interface Request {
   type: string;
   data: unknown;
   id: string | undefined;
+  /** The id as JSON (quoted), when the frame gave it without escapes; else undefined. */
+  idJson: string | undefined;
 }
 
 const MAX_ID_LENGTH = 128;
@@ -338,7 +340,7 @@ function optionalCount(value: unknown, field: string, max: number): number | und
 function ack(conn: Connection, req: Request, data: Record<string, unknown>): void {
   conn.state = undefined;
   // `{"type":"Ack","data":{"message_id":…, …data}}`, without building the wrapper objects.
-  if (req.id !== undefined) conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},${JSON.stringify(data).slice(1)}}`);
+  if (req.id !== undefined) conn.sendRaw(`{"type":"Ack","data":{"message_id":${req.idJson ?? JSON.stringify(req.id)},${JSON.stringify(data).slice(1)}}`);
 }
 
 /**
@@ -376,7 +378,7 @@ function published(conn: Connection, req: Request, result: PublishResult): void 
   if (req.id === undefined) return;
   const offset = result.offset === undefined ? '' : `,"offset":${result.offset},"epoch":${JSON.stringify(result.epoch)}`;
   const partial = result.missingNodes === undefined ? '' : `,"partial":true,"missing_nodes":${JSON.stringify(result.missingNodes)}`;
-  conn.sendRaw(`{"type":"Ack","data":{"message_id":${JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}${partial}}}`);
+  conn.sendRaw(`{"type":"Ack","data":{"message_id":${req.idJson ?? JSON.stringify(req.id)},"status":"delivered","recipients":${result.recipients}${offset}${partial}}}`);
 }
 
 /** JSON of a payload; a value JSON cannot carry (undefined) is null. */
@@ -390,21 +392,26 @@ function bad(message: string, details?: Record<string, unknown>): BrokerError {
 
 function parse(raw: Buffer, maxJsonDepth: number): Request {
   let message: Record<string, unknown>;
+  // A trailing `,"id":"…"}` is read here and cut off before JSON.parse, which would intern a
+  // short id (json.ts, trailingMember); a later duplicate wins as in JSON.parse.
+  const last = raw.length - 1;
+  const cut = raw[last] === 0x7d && raw[last - 1] === 0x22 ? trailingMember(raw, 'id') : -1;
   try {
-    message = parseObject(raw, undefined, maxJsonDepth);
+    message = cut === -1 ? parseObject(raw, undefined, maxJsonDepth) : parseObjectText(`${raw.toString('utf8', 0, cut)}}`, undefined, maxJsonDepth);
   } catch (err) {
     // Too deep to parse here, but its id can still be read, and the Error must name it.
     if (!(err instanceof BrokerError) || err.details?.max_depth === undefined) throw err;
     const id = peekId(raw);
     throw id === undefined ? err : new BrokerError(err.code, err.message, { details: { ...err.details, message_id: id } });
   }
-  const { type, data, id } = message;
+  const { type, data } = message;
+  const id = cut === -1 ? message.id : raw.toString('latin1', cut + 7, raw.length - 2);
   if (id !== undefined && (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH)) {
     throw bad(`id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, { field: 'id' });
   }
   if (type === undefined) throw badWithId("missing 'type'", id);
   if (typeof type !== 'string' || type === '') throw badWithId("'type' must be a non-empty string", id);
-  return { type, data, id };
+  return { type, data, id, idJson: cut === -1 ? undefined : `"${id}"` };
 }
 
 function badWithId(message: string, id: string | undefined): BrokerError {
