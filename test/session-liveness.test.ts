@@ -30,7 +30,7 @@ interface Probe extends Protocol {
 
 /**
  * Text commands: `refresh <token>` refreshes the token and answers `refreshed`, `close <code>`
- * closes, `last-words` sends a frame and closes 4000 in the same turn, `slow` returns a promise the test rejects; anything else is echoed.
+ * closes, `last-words` sends a frame and closes 4000 in the same turn, `binary` sends a binary frame, `slow` returns a promise the test rejects; anything else is echoed.
  */
 function probe(): Probe {
   const p: Probe = {
@@ -53,6 +53,7 @@ function probe(): Probe {
         );
       }
       if (command === 'close') return conn.close(Number(arg), 'bye');
+      if (command === 'binary') return conn.sendRaw(Buffer.from([1, 2, 3]));
       if (command === 'last-words') {
         conn.sendRaw('last words');
         return conn.close(4000, 'bye');
@@ -165,6 +166,23 @@ describe('token expiry', () => {
     expect(await client.closed).toEqual({ code: 4002, reason: 'token expired' });
   });
 
+  it('a client that leaves before its warning is never warned', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const p = probe();
+    const at = Date.now() + 100_000;
+    running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: expiringAuth, expiryWarningMs: 40_000, heartbeat: false });
+    const gone: number[] = [];
+    running.broker.on('disconnect', (d) => gone.push(d.code));
+    const client = new Client(running.url(`/ws?token=${encodeURIComponent(`ann@${at}`)}`));
+    await client.opened;
+    await until(() => p.conns.length === 1, 'open');
+    client.ws.terminate();
+    await until(() => gone.length === 1, 'disconnect');
+    vi.advanceTimersByTime(200_000);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(p.warnings).toEqual([]);
+  });
+
   it('a principal without expiresAt is never warned nor closed for expiry', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const p = probe();
@@ -180,6 +198,17 @@ describe('token expiry', () => {
 });
 
 describe('after the close', () => {
+  it('a Buffer the protocol sends raw reaches the client as a binary frame', async () => {
+    const p = probe();
+    running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: tokenAuth, heartbeat: false });
+    const client = new Client(running.url('/ws?token=alice'));
+    await client.opened;
+    const got = new Promise<[Buffer, boolean]>((resolve) => client.ws.once('message', (d, isBinary) => resolve([d as Buffer, isBinary])));
+    client.ws.send('binary');
+    expect(await got).toEqual([Buffer.from([1, 2, 3]), true]);
+    await client.close();
+  });
+
   it('a frame the protocol sends just before it closes reaches the client before the close frame', async () => {
     const p = probe();
     running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: tokenAuth, heartbeat: false });
