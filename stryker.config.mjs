@@ -20,8 +20,33 @@
 //   session.ts `timer.unref()` removed (expiry and close timers): unref only lets the process exit
 //     while a timer is pending. `protocol.tokenExpiring !== undefined &&` → `true`: the timer then
 //     calls `protocol.tokenExpiring?.()`, which does nothing when the hook is absent.
-//   session.ts (from reading, not yet confirmed by hand): `if (expiresAt <= now)` → `if (false)`:
+//   session.ts (applied by hand, session tests pass): `if (expiresAt <= now)` → `if (false)`, `{}`, `<`:
 //     the close timer then gets a delay of 0 or less and closes 4002 'token expired' at once too.
+//   session.ts (mutsession; applied by hand where marked): `handle`'s `phase === 'closed'` →
+//     `false` (by hand): the inbox drops its queue when the session closes (Inbox.dispose) and
+//     `receive` takes no frame after the close starts, so no frame reaches handle() once closed.
+//     `#to`: `from === next ||` and `|| next === 'upgraded'` → false (by hand, together): nothing
+//     asks for 'upgraded', and only terminate() asks for the phase it is in (closing → closing),
+//     where outbox.stop() sets a flag already set. `#to('closing')` → `#to('')` in close() and
+//     terminate(): the phase '' is past 'upgraded' for every check (closing, accepting, guards)
+//     and the close frame is written anyway, after which the outbox writes nothing (wire.open).
+//     `expiresAt === undefined ||` → false: `undefined <= now` is false and the delays are NaN, so
+//     neither timer is armed (`NaN < MAX_TIMER_MS` is false). `tokenExpiring?.(…)` →
+//     `tokenExpiring(…)`: checked defined when armed. #addTimer's body `{}`: setTimeout is still
+//     called (it is the argument), the timer is only not unref'd nor cleared, and firing it
+//     terminates a wire already closed (no-op). `this.#timers ?? []` / `??= []` →
+//     `["Stryker was here"]`: clearTimeout of a string does nothing.
+//   Not equivalent, not killed (no test yet): `warnIn < MAX_TIMER_MS` and
+//     `expiresAt - now < MAX_TIMER_MS` → `<=` differ only at a delay of exactly 2^31-1 ms (setTimeout
+//     takes it; the mutant arms it, the original does not); `closing`/`accepting` getters
+//     (`accepting` is read by no one: InboxOwner declares it, Inbox never reads it); armExpiry's
+//     and ping()'s `phase !== 'upgraded'` → false (a refresh finishing while closing; a ping to a
+//     closing session); the `next === 'closing'` → false/`!==` variants of `#to` (a closing
+//     session disposed early). MAX_TIMER_MS is a static mutant (never active, see above).
+//   wire.ts ended() `if (this.#socket.writableEnded)` → `if (false)` (by hand, wire and deflate
+//     tests pass): end() on an ended socket does nothing, and a net socket with both sides ended
+//     destroys itself (autoDestroy), at the same moment. fail()'s `!this.#socket.writableEnded` →
+//     `true` (from reading): a second end() is a no-op.
 //   protocols/json.ts `if (length < 2 * (maxDepth + 1)) return false` → `if (false)`, `2 / (…)`,
 //     `maxDepth - 1`: a shortcut only (a shorter text cannot nest deeper than maxDepth), so
 //     scanning more texts gives the same answers; `<=` is killed (test/protocol-json-depth).

@@ -174,6 +174,8 @@ describe('closing with a code', () => {
     client.ws.send('close 1005 nope');
     expect((await client.closed).code).toBe(1006);
     expect(errors.map((e) => e.message)).toEqual(['invalid close code 1005']);
+    // The report names the connection, so the host can tell which one went.
+    expect((errors[0] as Error & { context?: Record<string, unknown> }).context).toEqual({ connection: p.conns[0]!.id });
     await until(() => r.broker.stats().connections === 0, 'the connection gone');
   });
 

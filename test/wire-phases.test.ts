@@ -152,6 +152,26 @@ describe('wire phases', () => {
     p.raw.socket.destroy();
   });
 
+  it("the peer's FIN without a close frame while bytes wait in user space: they go first, then our FIN", async () => {
+    const p = await pair();
+    p.raw.socket.pause();
+    const chunk = frame(1, Buffer.alloc(2048, 0x62), { mask: false });
+    const frames = 4096; // 8 MiB: more than loopback's socket buffers hold
+    p.server.write(Buffer.concat(Array.from({ length: frames }, () => chunk)));
+    await until(() => p.server.writableLength > 0, 'bytes queued in user space');
+    p.raw.socket.end(); // half-close: no close frame
+    await until(() => p.server.readableEnded, "the peer's FIN read");
+    // Not dropped: what the peer was sent before it hung up is still delivered.
+    expect(p.server.destroyed).toBe(false);
+    p.raw.socket.resume();
+    await until(p.clientEnded, 'the client seeing the server end');
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.raw.frames).toHaveLength(frames);
+    expect(p.raw.frames.every((f) => f.opcode === 1 && f.payload.length === 2048)).toBe(true);
+    expect(p.heard).toEqual(['socketClosed 1006 ']);
+    p.raw.socket.destroy();
+  });
+
   it('our close first: frames are still read, the echo is not answered, and TCP closes at once', async () => {
     const p = await pair();
     await roundTrip(p, 'before');

@@ -32,7 +32,7 @@ describe('opening handshake', () => {
     expect(headers.upgrade?.toLowerCase()).toBe('websocket');
   });
 
-  it('refuses a malformed handshake with an HTTP status before asking the host', async () => {
+  it('refuses a malformed handshake with an HTTP status and a body naming what is wrong, before asking the host', async () => {
     let asked = 0;
     const r = await broker({
       authenticate: () => {
@@ -40,18 +40,23 @@ describe('opening handshake', () => {
         return { id: 'u' };
       },
     });
-    const cases: Array<[string[], number, Record<string, string>?]> = [
-      [upgradeRequest('/ws').map((l) => l.replace('GET', 'POST')), 405],
-      [upgradeRequest('/ws').map((l) => l.replace('Upgrade: websocket', 'Upgrade: h2c')), 400],
-      [upgradeRequest('/ws').map((l) => l.replace(KEY, 'short')), 400],
-      [upgradeRequest('/ws').map((l) => l.replace('Version: 13', 'Version: 12')), 400, { 'sec-websocket-version': '13, 8' }],
-      [upgradeRequest('/ws', ['Sec-WebSocket-Protocol: a b']), 400],
-      [upgradeRequest('/ws', ['Sec-WebSocket-Protocol: a, a']), 400],
+    const cases: Array<[string[], number, string, Record<string, string>?]> = [
+      [upgradeRequest('/ws').map((l) => l.replace('GET', 'POST')), 405, 'invalid HTTP method'],
+      [upgradeRequest('/ws').map((l) => l.replace('Upgrade: websocket', 'Upgrade: h2c')), 400, 'invalid Upgrade header'],
+      [upgradeRequest('/ws').map((l) => l.replace(KEY, 'short')), 400, 'missing or invalid Sec-WebSocket-Key header'],
+      [upgradeRequest('/ws').map((l) => l.replace('Version: 13', 'Version: 12')), 400, 'missing or invalid Sec-WebSocket-Version header', { 'sec-websocket-version': '13, 8' }],
+      [upgradeRequest('/ws', ['Sec-WebSocket-Protocol: a b']), 400, 'invalid Sec-WebSocket-Protocol header'],
+      [upgradeRequest('/ws', ['Sec-WebSocket-Protocol: a, a']), 400, 'invalid Sec-WebSocket-Protocol header'],
     ];
-    for (const [lines, expected, headers] of cases) {
-      const { socket, status, headers: got } = await request(r.port, lines);
-      socket.destroy();
+    for (const [lines, expected, message, headers] of cases) {
+      const { socket, status, headers: got, rest } = await request(r.port, lines);
+      // The body (text/plain) is what a developer reads when a handshake fails: the whole of it.
+      const chunks = [rest];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.resume();
+      await new Promise((resolve) => socket.once('close', resolve));
       expect(status, lines.join(' | ')).toBe(expected);
+      expect(Buffer.concat(chunks).toString(), lines.join(' | ')).toBe(`${message}\n`);
       for (const [name, value] of Object.entries(headers ?? {})) expect(got[name]).toBe(value);
     }
     expect(asked).toBe(0);
