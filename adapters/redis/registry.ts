@@ -22,6 +22,7 @@
  * in close(); given a client (`new Redis(...)`), it uses it and leaves it open.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { redisClient } from './client.js';
 import type { Admission, AdmitLimits, Departure, PresenceRecord, Registry, RegistryEntry, Removal } from 'switchyard';
 
 export interface RedisRegistryOptions {
@@ -185,16 +186,9 @@ export class RedisRegistry implements Registry {
     this.#seenTtl = positive('lastSeenTtlMs', options.lastSeenTtlMs, 7 * DAY);
     this.#base = `${prefix}{registry}`;
     this.#alive = `${this.#base}:alive`;
-    const given = options.redis;
-    this.#owned = !(given instanceof Redis);
-    if (given instanceof Redis) {
-      this.#redis = given;
-    } else {
-      const defaults: RedisOptions = { commandTimeout: options.commandTimeoutMs ?? 2000, maxRetriesPerRequest: 1, enableAutoPipelining: true };
-      this.#redis = typeof given === 'string' ? new Redis(given, defaults) : new Redis({ ...defaults, ...given });
-      // Reconnecting is ioredis's job; a failed command rejects its own promise.
-      this.#redis.on('error', () => {});
-    }
+    const { redis, owned } = redisClient(options.redis, options.commandTimeoutMs);
+    this.#redis = redis;
+    this.#owned = owned;
     const run: Partial<Record<ScriptName, ScriptFn>> = {};
     for (const [name, [numberOfKeys, lua]] of Object.entries(SCRIPTS) as Array<[ScriptName, readonly [number, string]]>) {
       this.#redis.defineCommand(name, { numberOfKeys, lua });

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { redisClient } from './client.js';
 import type { HistoryLimits, HistoryPage, HistoryQuery, HistoryRecord, QueuedDirect, Store } from 'switchyard';
 import { APPEND, DRAIN, ENQUEUE, READ } from './scripts.js';
 
@@ -85,17 +86,9 @@ export class RedisStore implements Store {
     this.#perPrincipal = options.maxQueuedPerPrincipal ?? 100;
     this.#queuedTtl = options.queuedTtlMs ?? DAY;
     this.#metaTtl = options.metaTtlMs ?? 7 * DAY;
-    const given = options.redis;
-    this.#owned = !(given instanceof Redis);
-    if (given instanceof Redis) {
-      this.#redis = given;
-    } else {
-      const defaults: RedisOptions = { commandTimeout: options.commandTimeoutMs ?? 2000, maxRetriesPerRequest: 1, enableAutoPipelining: true };
-      this.#redis = typeof given === 'string' ? new Redis(given, defaults) : new Redis({ ...defaults, ...given });
-      // Reconnecting is ioredis's job; a failed command rejects its own promise. Without a
-      // listener, a connection error would be an unhandled 'error' event.
-      this.#redis.on('error', () => {});
-    }
+    const { redis, owned } = redisClient(options.redis, options.commandTimeoutMs);
+    this.#redis = redis;
+    this.#owned = owned;
     this.#run = defineScripts(this.#redis);
   }
 
