@@ -11,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { envelope, MemoryBus, MemoryHub, MemoryRegistry, type Admission, type AdmitLimits, type BrokerOptions, type Bus, type BusHandler, type BusMessage, type BusObserver, type Registry } from 'switchyard';
 import { RedisRegistry } from 'switchyard/redis';
 import { Client, connect, start, tokenAuth, until, type Running } from './helpers.js';
+import { until as eventually } from './cluster/procs.js';
 import { REDIS_URL, RUN, skipWithout } from './store-services.js';
 
 let running: Running[] = [];
@@ -196,15 +197,6 @@ class Faulty implements Registry {
   revoke = (t: string, at?: number) => this.inner.revoke(t, at);
   revoked = (t: string) => this.inner.revoked(t);
   close = () => this.inner.close();
-}
-
-/** Polls an async check (every 20 ms, at most 10 s). */
-async function eventually(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('a registry that is slow or fails', () => {
