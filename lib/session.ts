@@ -324,10 +324,10 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     const timers: NodeJS.Timeout[] = [];
     const protocol = this.endpoint.protocol;
     const warnIn = Math.max(0, expiresAt - this.#host.expiryWarningMs - now);
-    if (protocol.tokenExpiring !== undefined && warnIn < MAX_TIMER_MS) {
+    if (protocol.tokenExpiring !== undefined && warnIn <= MAX_TIMER_MS) {
       timers.push(setTimeout(() => protocol.tokenExpiring?.(this, expiresAt), warnIn));
     }
-    if (expiresAt - now < MAX_TIMER_MS) {
+    if (expiresAt - now <= MAX_TIMER_MS) {
       timers.push(setTimeout(() => this.close(CloseCode.TOKEN_REVOKED, 'token expired'), expiresAt - now));
     }
     for (const timer of timers) timer.unref();
