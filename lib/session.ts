@@ -139,6 +139,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.#phase = next;
     if (next === 'closing') {
       this.outbox.stop();
+      // No token-expiry warning nor close for a connection already closing.
+      this.#clearExpiry();
       return true;
     }
     this.outbox.dispose();
@@ -309,7 +311,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   /**
    * Arms the principal's expiry: `tokenExpiring` `expiryWarningMs` before `expiresAt`, close
    * 4002 at it. Re-arming for the same `expiresAt` does nothing (one warning, not two); a new
-   * one replaces the old timers.
+   * one replaces the old timers. Only an open connection has them: the close starting clears them.
    */
   armExpiry(): void {
     const expiresAt = this.#principal.expiresAt;

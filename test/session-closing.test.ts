@@ -172,6 +172,27 @@ describe('token expiry and the close', () => {
     await open.close();
   });
 
+  it('a warning that comes due while the connection is in its close handshake is not handed to the protocol', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const p = probe();
+    const at = Date.now() + 100_000;
+    running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: expiringAuth, expiryWarningMs: 40_000, heartbeat: false, limits: { closeTimeoutMs: 300_000 } });
+    const gone: Array<{ code: number; reason: string }> = [];
+    running.broker.on('disconnect', (d) => gone.push({ code: d.code, reason: d.reason }));
+    const raw = await rawClient(running, `/ws?token=${encodeURIComponent(`ann@${at}`)}`);
+    await until(() => p.conns.length === 1, 'open');
+    raw.write(frame(1, 'close 4000'));
+    expect(await raw.closeFrame()).toEqual({ code: 4000, reason: 'bye' });
+    // Past the warning and the expiry, the peer still not answering: neither the warning nor a second close.
+    vi.advanceTimersByTime(100_000);
+    raw.write(frame(8, closePayload(4000, 'late')));
+    await raw.ended;
+    await until(() => gone.length === 1, 'disconnect');
+    expect(gone).toEqual([{ code: 4000, reason: 'late' }]);
+    expect(p.warnings).toEqual([]);
+    expect(raw.frames.filter((f) => f.opcode === 8)).toHaveLength(1);
+  });
+
   describe("at setTimeout's largest delay (2^31 - 1 ms, about 24.8 days)", () => {
     const edge = 2 ** 31 - 1;
 
