@@ -118,11 +118,6 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     return this.#phase !== 'upgraded';
   }
 
-  /** Whether frames are still taken (InboxOwner). */
-  get accepting(): boolean {
-    return this.#phase === 'upgraded';
-  }
-
   get bufferedBytes(): number {
     return this.outbox.bufferedBytes;
   }
