@@ -147,6 +147,24 @@ describe('a connection in its close handshake', () => {
   });
 });
 
+describe('after the socket is gone', () => {
+  it('frames that waited behind a slow one when the client went away never reach the protocol', async () => {
+    const p = probe();
+    running = await start({ endpoints: [{ path: '/ws', protocol: p }], authenticate: tokenAuth, heartbeat: false });
+    const gone: number[] = [];
+    running.broker.on('disconnect', (d) => gone.push(d.code));
+    const raw = await rawClient(running, '/ws?token=alice');
+    raw.write(frame(1, 'slow'), frame(1, 'queued one'), frame(1, 'queued two'));
+    await until(() => p.finishSlow !== undefined, 'the slow request');
+    raw.socket.destroy();
+    await until(() => gone.length === 1, 'disconnect');
+    p.finishSlow!();
+    // The settled request would hand on what waited behind it on a later turn: give it a few.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(p.received).toEqual(['slow']);
+  });
+});
+
 describe('token expiry and the close', () => {
   it('a connection its protocol closes in open() is not warned of its token expiry during the close handshake', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
