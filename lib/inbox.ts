@@ -16,8 +16,6 @@ import type { Wire } from './wire.js';
 
 /** What the inbox asks of its session. */
 export interface InboxOwner {
-  /** Whether frames are still taken (false once the connection is closing). */
-  readonly accepting: boolean;
   /** Hands one frame to the protocol: a promise keeps the inbox busy until it settles. */
   handle(data: Buffer, isBinary: boolean): unknown;
   /** A frame was refused or its handling failed: tell the client through the protocol. */

@@ -118,11 +118,6 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     return this.#phase !== 'upgraded';
   }
 
-  /** Whether frames are still taken (InboxOwner). */
-  get accepting(): boolean {
-    return this.#phase === 'upgraded';
-  }
-
   get bufferedBytes(): number {
     return this.outbox.bufferedBytes;
   }
@@ -139,6 +134,8 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     this.#phase = next;
     if (next === 'closing') {
       this.outbox.stop();
+      // No token-expiry warning nor close for a connection already closing.
+      this.#clearExpiry();
       return true;
     }
     this.outbox.dispose();
@@ -309,7 +306,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   /**
    * Arms the principal's expiry: `tokenExpiring` `expiryWarningMs` before `expiresAt`, close
    * 4002 at it. Re-arming for the same `expiresAt` does nothing (one warning, not two); a new
-   * one replaces the old timers.
+   * one replaces the old timers. Only an open connection has them: the close starting clears them.
    */
   armExpiry(): void {
     const expiresAt = this.#principal.expiresAt;
@@ -324,10 +321,10 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
     const timers: NodeJS.Timeout[] = [];
     const protocol = this.endpoint.protocol;
     const warnIn = Math.max(0, expiresAt - this.#host.expiryWarningMs - now);
-    if (protocol.tokenExpiring !== undefined && warnIn < MAX_TIMER_MS) {
+    if (protocol.tokenExpiring !== undefined && warnIn <= MAX_TIMER_MS) {
       timers.push(setTimeout(() => protocol.tokenExpiring?.(this, expiresAt), warnIn));
     }
-    if (expiresAt - now < MAX_TIMER_MS) {
+    if (expiresAt - now <= MAX_TIMER_MS) {
       timers.push(setTimeout(() => this.close(CloseCode.TOKEN_REVOKED, 'token expired'), expiresAt - now));
     }
     for (const timer of timers) timer.unref();

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BrokerError, type Connection, type Protocol } from 'switchyard';
-import { Client, start, tokenAuth, until, type Running } from './helpers.js';
+import { Client, start, startEnvelope, tokenAuth, until, type Running } from './helpers.js';
 import { closePayload, frame, Raw } from './wire-raw.js';
 
 let running: Running | undefined;
@@ -25,6 +25,7 @@ interface Probe extends Protocol {
 
 /**
  * Text commands: `plain` throws an Error, `broker` a BrokerError, `close <code> <reason>` closes,
+ * `close-code <code>` closes with no reason given,
  * `flood <n> <bytes>` sends n frames of that size in one turn, anything else is echoed.
  * `fail` answers `{failed: code, status}`, and throws when the frame was `fail-throws`.
  * `closing` throws when the reason is `closing-throws`.
@@ -44,6 +45,7 @@ function probe(): Probe {
       if (command === 'plain' || command === 'fail-throws') throw new Error('boom');
       if (command === 'broker') throw new BrokerError('SY_ERR_BAD_FRAME', 'not like that');
       if (command === 'close') return conn.close(Number(arg1), rest.join(' '));
+      if (command === 'close-code') return conn.close(Number(arg1));
       if (command === 'close-twice') {
         conn.close(Number(arg1), rest.join(' '));
         conn.close(4999, 'second');
@@ -163,6 +165,15 @@ describe('closing with a code', () => {
     expect(p.closings).toEqual([[4401, 'not yours']]);
     await until(() => gone.length === 1, 'disconnect');
     expect(gone).toEqual([4401]);
+  });
+
+  it('a close with a code alone carries an empty reason', async () => {
+    const p = probe();
+    const r = await serve(p);
+    const { client } = await open(r);
+    client.ws.send('close-code 4000');
+    expect(await client.closed).toEqual({ code: 4000, reason: '' });
+    expect(p.closings).toEqual([[4000, '']]);
   });
 
   it('a code the wire may not carry (1005) drops the connection without a close frame, reported to the host', async () => {
@@ -301,6 +312,20 @@ describe('token expiry', () => {
     });
     const client = new Client(running.url('/ws?token=t'));
     expect(await client.closed).toEqual({ code: 4002, reason: 'token expired' });
+  });
+
+  it('a token that expires at the very moment the connection opens: closed 4002 at once, with no token_expiring warning before it', async () => {
+    // The clock holds still, so the expiry is exactly "now" when the connection's expiry is armed.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const at = Date.now();
+      running = await startEnvelope({ authenticate: () => ({ id: 'late', expiresAt: at }), heartbeat: false });
+      const client = new Client(running.url('/ws?token=t'));
+      expect(await client.closed).toEqual({ code: 4002, reason: 'token expired' });
+      expect(client.frames.map((f) => f.type)).not.toContain('AuthStatus');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('warns at once when the warning time has already passed, then closes 4002 at expiry; an expiry past the timer range is not armed', async () => {
