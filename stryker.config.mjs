@@ -49,15 +49,14 @@
 //     few ticks later; only a slow frame settling inside those ticks could tell (its queued
 //     successors handled or not), which no test can time. (In close() the same mutant is killed
 //     by test/session-closing.test.ts: frames queued before the close are still handled.)
-//     `expiresAt === undefined ||` → false: `undefined <= now` is false and the delays are NaN, so
-//     neither timer is armed (`NaN <= MAX_TIMER_MS` is false).
 //     #addTimer's body `{}`: setTimeout is still called (it is the argument), the timer is only not
 //     unref'd nor cleared, and firing it terminates a wire already closed (no-op).
 //     `this.#timers ?? []` / `??= []` → `["Stryker was here"]`: clearTimeout of a string does
 //     nothing.
-//   session.ts static mutant (never active, see above): `MAX_TIMER_MS = 2 ** 31 - 1` → `+ 1`.
-//     Applied by hand it fails test/session-close-paths.test.ts (the expiry past the timer range:
-//     its warning, 2^31 ms ahead, is then armed and fires at once).
+//   session.ts `MAX_TIMER_MS = 2 ** 31 - 1` → `+ 1` (static): applied by hand, the relay for an
+//     expiry past the range gets a delay Node (and the fake clock) cuts to 1 ms, so it re-arms
+//     itself every millisecond: test/session-close-paths.test.ts ('an expiry several timer ranges
+//     ahead') hangs (a timeout, and a real one: a busy loop for 24.8 days).
 //   session.ts timeouts (5; Stryker counts them detected; each a real hang, not load): #to's body
 //     `{}` and its early-return condition → `true` (#to refuses every transition: no close frame
 //     is ever sent and sessionClosed never runs, so no disconnect is reported; #to's `{}` applied

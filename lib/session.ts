@@ -307,6 +307,7 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
    * Arms the principal's expiry: `tokenExpiring` `expiryWarningMs` before `expiresAt`, close
    * 4002 at it. Re-arming for the same `expiresAt` does nothing (one warning, not two); a new
    * one replaces the old timers. Only an open connection has them: the close starting clears them.
+   * An expiry further ahead than setTimeout's range (about 24.8 days) is armed by relay timers.
    */
   armExpiry(): void {
     const expiresAt = this.#principal.expiresAt;
@@ -318,15 +319,25 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
       this.close(CloseCode.TOKEN_REVOKED, 'token expired');
       return;
     }
+    if (expiresAt - now > MAX_TIMER_MS) {
+      // Past setTimeout's range: wake when the expiry comes in range and arm it then. The warning
+      // is due after this relay unless expiryWarningMs is itself past the range (then it comes
+      // when the relay fires, as early as a timer can give it).
+      const relay = setTimeout(() => {
+        this.#expiry = null;
+        this.armExpiry();
+      }, Math.min(MAX_TIMER_MS, expiresAt - now - MAX_TIMER_MS));
+      relay.unref();
+      this.#expiry = { at: expiresAt, timers: [relay] };
+      return;
+    }
     const timers: NodeJS.Timeout[] = [];
     const protocol = this.endpoint.protocol;
     const warnIn = Math.max(0, expiresAt - this.#host.expiryWarningMs - now);
-    if (protocol.tokenExpiring !== undefined && warnIn <= MAX_TIMER_MS) {
+    if (protocol.tokenExpiring !== undefined) {
       timers.push(setTimeout(() => protocol.tokenExpiring?.(this, expiresAt), warnIn));
     }
-    if (expiresAt - now <= MAX_TIMER_MS) {
-      timers.push(setTimeout(() => this.close(CloseCode.TOKEN_REVOKED, 'token expired'), expiresAt - now));
-    }
+    timers.push(setTimeout(() => this.close(CloseCode.TOKEN_REVOKED, 'token expired'), expiresAt - now));
     for (const timer of timers) timer.unref();
     this.#expiry = { at: expiresAt, timers };
   }
@@ -350,5 +361,5 @@ export class Session implements Connection, WireListener, InboxOwner, OutboxOwne
   }
 }
 
-/** setTimeout's largest delay (about 24.8 days); longer expiries are not armed. */
+/** setTimeout's largest delay (about 24.8 days); a longer expiry is armed by a relay timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

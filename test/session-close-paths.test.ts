@@ -328,14 +328,15 @@ describe('token expiry', () => {
     }
   });
 
-  it('warns at once when the warning time has already passed, then closes 4002 at expiry; an expiry past the timer range is not armed', async () => {
+  it('warns at once when the warning time has already passed, then closes 4002 at expiry, also for an expiry past the timer range', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     try {
       const warned: number[] = [];
       const p = probe();
       p.tokenExpiring = (_conn, at) => warned.push(at);
       const soon = Date.now() + 30_000;
-      const far = Date.now() + 2 ** 31 + 60_000;
+      // 30 s past the range: the relay must wake before the warning, 60 s ahead, is due.
+      const far = Date.now() + 2 ** 31 - 1 + 30_000;
       running = await start({
         endpoints: [{ path: '/ws', protocol: p }],
         authenticate: ({ credentials }) => ({ id: credentials!.token, expiresAt: credentials!.token === 'soon' ? soon : far }),
@@ -358,13 +359,95 @@ describe('token expiry', () => {
       expect(await before).toBe('echo before expiry');
       vi.advanceTimersByTime(1);
       expect(await soonClient.closed).toEqual({ code: 4002, reason: 'token expired' });
-      // Nothing was armed for the far expiry: no warning, no close (a timer past 2^31 ms would fire at once).
-      vi.advanceTimersByTime(10 * 24 * 3600_000);
+      // The far expiry is past setTimeout's range (a timer that long would fire at once): it is
+      // still kept, warned 60 s ahead and closed 4002 at the millisecond.
+      vi.advanceTimersByTime(far - 60_000 - Date.now() - 1);
       const echo = new Promise<string>((resolve) => farClient.ws.once('message', (d) => resolve(d.toString())));
       farClient.ws.send('still here');
       expect(await echo).toBe('echo still here');
       expect(warned).toEqual([soon]);
-      await farClient.close();
+      vi.advanceTimersByTime(1);
+      await until(() => warned.length === 2, 'the far warning');
+      expect(warned).toEqual([soon, far]);
+      vi.advanceTimersByTime(60_000 - 1);
+      const last = new Promise<string>((resolve) => farClient.ws.once('message', (d) => resolve(d.toString())));
+      farClient.ws.send('last');
+      expect(await last).toBe('echo last');
+      vi.advanceTimersByTime(1);
+      expect(await farClient.closed).toEqual({ code: 4002, reason: 'token expired' });
+      expect(warned).toEqual([soon, far]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('an expiry several timer ranges ahead (about 75 days) is kept across relays, and a refresh to a nearer one replaces it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const warned: number[] = [];
+      const p = probe();
+      p.tokenExpiring = (_conn, at) => warned.push(at);
+      const far = Date.now() + 3 * 2 ** 31 + 5_000;
+      let nearer = 0;
+      running = await start({
+        endpoints: [{ path: '/ws', protocol: p }],
+        authenticate: ({ credentials }) => ({ id: 'u', expiresAt: credentials!.token === 'near' ? nearer : far }),
+        expiryWarningMs: 60_000,
+        heartbeat: false,
+      });
+      const a = new Client(running.url('/ws?token=far'));
+      const b = new Client(running.url('/ws?token=far'));
+      await a.opened;
+      await b.opened;
+      await until(() => p.conns.length === 2, 'both open');
+      const echo = async (c: Client, text: string) => {
+        const got = new Promise<string>((resolve) => c.ws.once('message', (d) => resolve(d.toString())));
+        c.ws.send(text);
+        return got;
+      };
+      // b's token is refreshed mid-way to an expiry a day away: the pending relay gives way to it.
+      vi.advanceTimersByTime(2 ** 31 + 1_000);
+      expect(await echo(b, 'after one relay')).toBe('echo after one relay');
+      nearer = Date.now() + 24 * 3600_000;
+      await p.conns[1]!.refresh('near');
+      vi.advanceTimersByTime(24 * 3600_000);
+      expect(await b.closed).toEqual({ code: 4002, reason: 'token expired' });
+      expect(warned).toEqual([nearer]);
+      // a keeps its far expiry through the relays: open a millisecond before, closed at it.
+      vi.advanceTimersByTime(far - Date.now() - 1);
+      expect(await echo(a, 'last')).toBe('echo last');
+      expect(warned).toEqual([nearer, far]);
+      vi.advanceTimersByTime(1);
+      expect(await a.closed).toEqual({ code: 4002, reason: 'token expired' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a refresh to a token without expiry disarms the old expiry: no warning, no close', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const warned: number[] = [];
+      const p = probe();
+      p.tokenExpiring = (_conn, at) => warned.push(at);
+      const soon = Date.now() + 120_000;
+      running = await start({
+        endpoints: [{ path: '/ws', protocol: p }],
+        authenticate: ({ credentials }) => (credentials!.token === 'soon' ? { id: 'u', expiresAt: soon } : { id: 'u' }),
+        expiryWarningMs: 60_000,
+        heartbeat: false,
+      });
+      const c = new Client(running.url('/ws?token=soon'));
+      await c.opened;
+      await until(() => p.conns.length === 1, 'open');
+      expect((await p.conns[0]!.refresh('forever')).expiresAt).toBeUndefined();
+      vi.advanceTimersByTime(0);
+      vi.advanceTimersByTime(10 * 60_000);
+      const got = new Promise<string>((resolve) => c.ws.once('message', (d) => resolve(d.toString())));
+      c.ws.send('still here');
+      expect(await got).toBe('echo still here');
+      expect(warned).toEqual([]);
+      await c.close();
     } finally {
       vi.useRealTimers();
     }
