@@ -64,8 +64,9 @@ describe('opening handshake edges', () => {
       const { status: code } = await status(r, upgradeRequest('/ws', [`Sec-WebSocket-Protocol: ${value}`]));
       expect(code, value).toBe(101);
     }
-    // Two tokens, text before the scheme, or no token: not the scheme, and not a protocol list either.
-    for (const value of ['Token a b', 'xToken a', 'Token a, b c']) {
+    // Two tokens, text before the scheme, a second value after a comma, or no token: not the
+    // scheme, and not a protocol list either.
+    for (const value of ['Token a b', 'xToken a', 'Token a, b c', 'Token a,b']) {
       const { status: code } = await status(r, upgradeRequest('/ws?token=q', [`Sec-WebSocket-Protocol: ${value}`]));
       expect(code, value).toBe(400);
     }
