@@ -26,8 +26,11 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.close();
 });
 
-/** A wire over a fresh TCP connection; like a session, it closes with the code of a protocol error. */
-async function pair(): Promise<Pair> {
+/**
+ * A wire over a fresh TCP connection; like a session, it closes with the code of a protocol error
+ * (at once, or on a later turn with `closeLater`).
+ */
+async function pair(closeLater = false): Promise<Pair> {
   const heard: string[] = [];
   // Both ends half-open, as the HTTP server is: neither ends its side just because the other did.
   const server = net.createServer({ allowHalfOpen: true });
@@ -40,7 +43,8 @@ async function pair(): Promise<Pair> {
         pong: () => heard.push('pong'),
         protocolError: (code) => {
           heard.push(`protocolError ${code}`);
-          wire.close(code, 'broken');
+          if (closeLater) setImmediate(() => wire.close(code, 'broken'));
+          else wire.close(code, 'broken');
         },
         socketClosed: (code, reason) => heard.push(`socketClosed ${code} ${reason}`),
         peerClosing: () => heard.push('peerClosing'),
@@ -203,5 +207,25 @@ describe('wire phases', () => {
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     expect(closes(p)).toHaveLength(1);
     expect(p.heard).toEqual(['protocolError 1007', 'socketClosed 1006 ']);
+  });
+
+  it("nothing after the peer's close frame is read, even in the same packet", async () => {
+    const p = await pair();
+    p.raw.write(frame(1, 'hello'), frame(8, closePayload(1000, 'bye')), frame(1, 'after the close'));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1000, reason: '' });
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.heard).toEqual(['receive hello', 'peerClosing', 'socketClosed 1000 bye']);
+    p.raw.socket.destroy();
+  });
+
+  it('reading has stopped when the owner hears of a protocol error, even if it closes only later', async () => {
+    const p = await pair(true);
+    // A close frame of one byte (1002), then a message in the same packet.
+    p.raw.write(frame(1, 'hello'), frame(8, Buffer.from([3])), frame(1, 'after the error'));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
+    await until(p.clientEnded, 'the server ending its side');
+    p.raw.socket.end();
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.heard).toEqual(['receive hello', 'protocolError 1002', 'socketClosed 1006 ']);
   });
 });
