@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wire, type WireListener } from '../lib/wire.js';
+import { Wire, type WireListener, type WirePhase } from '../lib/wire.js';
 import { until } from './helpers.js';
 import { closePayload, frame, Raw } from './wire-raw.js';
 
@@ -76,6 +76,7 @@ describe('wire phases', () => {
     await roundTrip(p, 'before');
     p.raw.write(frame(3, 'x')); // an unknown opcode: 1002
     expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
+    expect(p.wire.phase).toMatchObject({ name: 'closing', why: 'failed', reading: false, writable: false });
     // Our side ends right after the close frame (§7.1.7)...
     await until(p.clientEnded, 'the server ending its side');
     // ...and the peer's close frame, read by nobody, gets no second one.
@@ -96,11 +97,11 @@ describe('wire phases', () => {
   it("a close after the peer's close was answered is a no-op, and TCP closes without waiting on the peer", async () => {
     const p = await pair();
     // Runs after the wire's own data listener: the close frame below is answered by then.
-    let late = false;
+    // (Asserted below: a failed expect here would be an error outside the test.)
+    let late: { open: boolean; phase: WirePhase } | undefined;
     p.server.on('data', () => {
       if (!p.heard.includes('peerClosing')) return;
-      late = true;
-      expect(p.wire.open).toBe(false);
+      late = { open: p.wire.open, phase: { ...p.wire.phase } };
       p.wire.close(1000, 'late');
       p.wire.ping();
     });
@@ -109,10 +110,11 @@ describe('wire phases', () => {
     // §7.1.1: the server closes TCP once the handshake is done; the client has not ended.
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     await until(p.clientEnded, 'the client seeing the server end');
-    expect(late).toBe(true);
+    expect(late).toEqual({ open: false, phase: { name: 'closing', why: 'received', reading: false, writable: false } });
     expect(closes(p)).toHaveLength(1);
     expect(p.raw.frames.filter((f) => f.opcode === 9)).toHaveLength(0);
     expect(p.heard).toEqual(['receive hello', 'peerClosing', 'socketClosed 4321 bye now']);
+    expect(p.wire.phase).toMatchObject({ name: 'closed', why: null, reading: false, writable: false });
     p.raw.socket.destroy();
   });
 
@@ -165,6 +167,7 @@ describe('wire phases', () => {
     await until(() => p.server.writableLength > 0, 'bytes queued in user space');
     p.raw.socket.end(); // half-close: no close frame
     await until(() => p.server.readableEnded, "the peer's FIN read");
+    expect(p.wire.phase).toMatchObject({ name: 'closing', why: 'dropped', reading: false, writable: false });
     // Not dropped: what the peer was sent before it hung up is still delivered.
     expect(p.server.destroyed).toBe(false);
     p.raw.socket.resume();
@@ -220,6 +223,10 @@ describe('wire phases', () => {
 
   it('reading has stopped when the owner hears of a protocol error, even if it closes only later', async () => {
     const p = await pair(true);
+    // Runs after the wire's own data listener, in the same turn: the owner has not closed yet,
+    // and what it has queued may still go before its close frame.
+    let failed: { phase: WirePhase; open: boolean } | undefined;
+    p.server.on('data', () => (failed ??= { phase: { ...p.wire.phase }, open: p.wire.open }));
     // A close frame of one byte (1002), then a message in the same packet.
     p.raw.write(frame(1, 'hello'), frame(8, Buffer.from([3])), frame(1, 'after the error'));
     expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
@@ -227,5 +234,6 @@ describe('wire phases', () => {
     p.raw.socket.end();
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     expect(p.heard).toEqual(['receive hello', 'protocolError 1002', 'socketClosed 1006 ']);
+    expect(failed).toEqual({ phase: { name: 'closing', why: 'failed', reading: false, writable: true }, open: true });
   });
 });
