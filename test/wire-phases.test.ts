@@ -28,9 +28,10 @@ afterEach(() => {
 
 /**
  * A wire over a fresh TCP connection; like a session, it closes with the code of a protocol error
- * (at once, or on a later turn with `closeLater`).
+ * (at once, or on a later turn with `closeLater`). `onReceive` runs on each message.
  */
-async function pair(closeLater = false): Promise<Pair> {
+async function pair(options: { closeLater?: boolean; onReceive?: (wire: Wire, text: string) => void } = {}): Promise<Pair> {
+  const { closeLater = false, onReceive } = options;
   const heard: string[] = [];
   // Both ends half-open, as the HTTP server is: neither ends its side just because the other did.
   const server = net.createServer({ allowHalfOpen: true });
@@ -39,7 +40,10 @@ async function pair(closeLater = false): Promise<Pair> {
   const accepted = new Promise<{ wire: Wire; socket: net.Socket }>((resolve) =>
     server.once('connection', (socket) => {
       const listener: WireListener = {
-        receive: (data) => heard.push(`receive ${data.toString()}`),
+        receive: (data) => {
+          heard.push(`receive ${data.toString()}`);
+          onReceive?.(wire, data.toString());
+        },
         pong: () => heard.push('pong'),
         protocolError: (code) => {
           heard.push(`protocolError ${code}`);
@@ -222,7 +226,7 @@ describe('wire phases', () => {
   });
 
   it('reading has stopped when the owner hears of a protocol error, even if it closes only later', async () => {
-    const p = await pair(true);
+    const p = await pair({ closeLater: true });
     // Runs after the wire's own data listener, in the same turn: the owner has not closed yet,
     // and what it has queued may still go before its close frame.
     let failed: { phase: WirePhase; open: boolean } | undefined;
@@ -235,5 +239,18 @@ describe('wire phases', () => {
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     expect(p.heard).toEqual(['receive hello', 'protocolError 1002', 'socketClosed 1006 ']);
     expect(failed).toEqual({ phase: { name: 'closing', why: 'failed', reading: false, writable: true }, open: true });
+  });
+
+  it('after a protocol error the socket goes at the peer\'s FIN, also when the owner had paused it', async () => {
+    // The owner pauses on the first message, as a session does when its inbox is full.
+    const p = await pair({ onReceive: (wire, text) => text === 'one' && wire.pause() });
+    // The message, a close frame of one byte (1002), and a megabyte the paused socket takes in
+    // part of, never read as frames: the peer's FIN is behind it.
+    p.raw.write(frame(1, 'one'), frame(8, Buffer.from([3])), Buffer.alloc(1024 * 1024));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
+    await until(p.clientEnded, 'the server ending its side');
+    p.raw.socket.end();
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.heard).toEqual(['receive one', 'protocolError 1002', 'socketClosed 1006 ']);
   });
 });
