@@ -253,4 +253,17 @@ describe('wire phases', () => {
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     expect(p.heard).toEqual(['receive one', 'protocolError 1002', 'socketClosed 1006 ']);
   });
+
+  it('a protocol error after our close stops reading, even in the same packet', async () => {
+    const p = await pair();
+    p.wire.close(4000, 'going');
+    expect(await p.raw.closeFrame()).toEqual({ code: 4000, reason: 'going' });
+    // A close frame of one byte (1002), then a message in the same packet.
+    p.raw.write(frame(8, Buffer.from([3])), frame(1, 'after the error'));
+    await until(p.clientEnded, 'the server ending its side');
+    p.raw.socket.end();
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(closes(p)).toHaveLength(1);
+    expect(p.heard).toEqual(['protocolError 1002', 'socketClosed 1006 ']);
+  });
 });
