@@ -30,7 +30,7 @@ afterEach(() => {
  * context kept). `onReceive` runs on each message; like a session, it closes with the code of a
  * protocol error.
  */
-async function pair(onReceive: (p: Pair, text: string) => void = () => {}): Promise<Pair> {
+async function pair(onReceive: (p: Pair, text: string) => void = () => {}, maxMessageBytes = 1024): Promise<Pair> {
   const heard: string[] = [];
   const server = net.createServer({ allowHalfOpen: true });
   servers.push(server);
@@ -40,7 +40,7 @@ async function pair(onReceive: (p: Pair, text: string) => void = () => {}): Prom
     server.once('connection', (socket) => {
       const listener: WireListener = {
         receive: (data, isBinary) => {
-          const text = `${isBinary ? 'binary' : 'text'} ${data.toString()}`;
+          const text = `${isBinary ? 'binary' : 'text'} ${data.length > 64 ? `${data.length} bytes` : data.toString()}`;
           heard.push(`receive ${text}`);
           onReceive(p!, text);
         },
@@ -54,7 +54,7 @@ async function pair(onReceive: (p: Pair, text: string) => void = () => {}): Prom
       const request = { headers: { 'sec-websocket-key': KEY } } as unknown as IncomingMessage;
       const negotiated = { answer: 'permessage-deflate', serverWindowBits: 15, clientWindowBits: 15, clientNoContextTakeover: false };
       expect(acceptUpgrade(request, socket, undefined, negotiated)).toBe(true);
-      const wire: Wire = new Wire(socket, Buffer.alloc(0), { maxMessageBytes: 1024, maxFragments: 16 }, listener);
+      const wire: Wire = new Wire(socket, Buffer.alloc(0), { maxMessageBytes, maxFragments: 16 }, listener);
       resolve({ wire, socket });
     }),
   );
@@ -166,5 +166,32 @@ describe('a wire inflating', () => {
     await closedSocket(p);
     expect(p.heard).toEqual(['receive text last words', 'socketClosed 1000 bye']);
     p.raw.socket.destroy();
+  });
+
+  describe('reads nothing more from the socket while a message inflates, so a client cannot make it buffer what follows', () => {
+    const MiB = 1024 * 1024;
+    for (const ownerResumes of [false, true]) {
+      it(ownerResumes ? 'also when its owner pauses and resumes meanwhile' : 'on its own', async () => {
+        // 64 MiB of zeros take a while to inflate; 8 MiB of small frames follow in the same write.
+        let readAtDelivery = 0;
+        const p = await pair((p, text) => {
+          if (text.endsWith(`${64 * MiB} bytes`)) readAtDelivery = p.server.bytesRead;
+        }, 64 * MiB);
+        if (ownerResumes) {
+          p.server.once('data', () => {
+            p.wire.pause();
+            p.wire.resume();
+          });
+        }
+        const big = frame(2, deflated(Buffer.alloc(64 * MiB)), { rsv: 4 });
+        const small = frame(1, 'x'.repeat(1000));
+        p.raw.write(big, ...Array.from({ length: (8 * MiB) / small.length }, () => small));
+        await until(() => p.heard.length === 1 + Math.floor((8 * MiB) / small.length), 'every message', 15_000);
+        // The socket reads a little ahead of a pause (its buffer), not the 8 MiB.
+        expect(readAtDelivery - big.length).toBeLessThan(2 * MiB);
+        p.raw.socket.destroy();
+        await closedSocket(p);
+      });
+    }
   });
 });
