@@ -136,6 +136,7 @@ describe('the owner', () => {
     expect(p.wire.phase.name).toBe('closed');
     p.wire.close(1000); // the socket is gone: nothing to do, nothing thrown
     p.wire.ping();
+    p.wire.terminate();
     await p.raw.ended;
     expect(p.raw.frames).toEqual([]);
     p.raw.socket.destroy();
@@ -153,6 +154,15 @@ describe('the owner', () => {
     expect(close.payload.length).toBeLessThanOrEqual(125);
     expect(close.payload.readUInt16BE(0)).toBe(4000);
     p.raw.write(frame(8, closePayload(4000)));
+    await closed(p);
+  });
+
+  it('close() without a reason sends the code alone', async () => {
+    const p = await pair();
+    p.wire.close(4001);
+    const close = await p.raw.next((f) => f.opcode === 8, 'the close frame');
+    expect(close.payload).toEqual(closePayload(4001));
+    p.raw.write(frame(8, closePayload(4001)));
     await closed(p);
   });
 });
