@@ -53,7 +53,7 @@ export interface UpgradeRefusal {
  * is. `schemeToken` accepts seed 004's raw `Sec-WebSocket-Protocol: Token <t>` (one value with a
  * space, not a valid protocol name) on endpoints that take subprotocol credentials.
  */
-export function checkUpgrade(request: IncomingMessage, schemeToken = false): UpgradeRefusal | null {
+export function checkUpgrade(request: IncomingMessage, schemeToken: boolean): UpgradeRefusal | null {
   if (request.method !== 'GET') return { status: 405, message: 'invalid HTTP method' };
   const upgrade = request.headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };

@@ -171,24 +171,27 @@ describe('a wire inflating', () => {
   describe('reads nothing more from the socket while a message inflates, so a client cannot make it buffer what follows', () => {
     const MiB = 1024 * 1024;
     for (const ownerResumes of [false, true]) {
-      it(ownerResumes ? 'also when its owner pauses and resumes meanwhile' : 'on its own', async () => {
-        // 64 MiB of zeros take a while to inflate; 8 MiB of small frames follow in the same write.
-        let readAtDelivery = 0;
+      it(ownerResumes ? 'also when its owner pauses and resumes meanwhile' : 'on its own, also when the next message starts inflating at once', async () => {
+        // 16 MiB of zeros take a while to inflate; two such messages (a few KiB each compressed,
+        // both in the first read), then 8 MiB of small frames, all in one write.
+        const readAtDelivery: number[] = [];
         const p = await pair((p, text) => {
-          if (text.endsWith(`${64 * MiB} bytes`)) readAtDelivery = p.server.bytesRead;
-        }, 64 * MiB);
+          if (text.endsWith(`${16 * MiB} bytes`)) readAtDelivery.push(p.server.bytesRead);
+        }, 16 * MiB);
         if (ownerResumes) {
           p.server.once('data', () => {
             p.wire.pause();
             p.wire.resume();
           });
         }
-        const big = frame(2, deflated(Buffer.alloc(64 * MiB)), { rsv: 4 });
+        const big = frame(2, deflated(Buffer.alloc(16 * MiB)), { rsv: 4 });
         const small = frame(1, 'x'.repeat(1000));
-        p.raw.write(big, ...Array.from({ length: (8 * MiB) / small.length }, () => small));
-        await until(() => p.heard.length === 1 + Math.floor((8 * MiB) / small.length), 'every message', 15_000);
+        const smalls = Math.floor((8 * MiB) / small.length);
+        p.raw.write(big, big, ...Array.from({ length: smalls }, () => small));
+        await until(() => p.heard.length === 2 + smalls, 'every message', 15_000);
         // The socket reads a little ahead of a pause (its buffer), not the 8 MiB.
-        expect(readAtDelivery - big.length).toBeLessThan(2 * MiB);
+        expect(readAtDelivery).toHaveLength(2);
+        for (const read of readAtDelivery) expect(read - 2 * big.length).toBeLessThan(2 * MiB);
         p.raw.socket.destroy();
         await closedSocket(p);
       });
