@@ -21,7 +21,8 @@
 //     the tests with MUTATE_TESTS=glob,glob (vitest.stryker.config.ts) instead.
 //   wire.ts (static): `[CLOSED, []]` → `["Stryker was here"]` in NEXT: no transition asks for a
 //     string. `key === undefined ||` → false: KEY.test(undefined) tests "undefined", which fails
-//     the pattern, so the answer is the same 400. `if (negotiated !== null)` → true in
+//     the pattern, so the answer is the same 400 (the last run shows it Killed, by a timing test
+//     of memory-store-budgets that failed under load: not a real kill). `if (negotiated !== null)` → true in
 //     acceptUpgrade: stores null, which the Wire reads back with `?? null`.
 //   wire.ts `tcp.setNoDelay?.(true)` → `false`: Nagle only delays small writes, the bytes are the
 //     same. `tcp.setTimeout?.(0)` → `tcp.setTimeout(0)`: every socket given here has setTimeout.
@@ -69,8 +70,7 @@
 //     session disposed early). MAX_TIMER_MS is a static mutant (never active, see above).
 //   wire.ts ended() `if (this.#socket.writableEnded)` → `if (false)` (by hand, wire and deflate
 //     tests pass): end() on an ended socket does nothing, and a net socket with both sides ended
-//     destroys itself (autoDestroy), at the same moment. fail()'s `!this.#socket.writableEnded` →
-//     `true` (from reading): a second end() is a no-op.
+//     destroys itself (autoDestroy), at the same moment.
 //   protocols/json.ts `if (length < 2 * (maxDepth + 1)) return false` → `if (false)`, `2 / (…)`,
 //     `maxDepth - 1`: a shortcut only (a shorter text cannot nest deeper than maxDepth), so
 //     scanning more texts gives the same answers; `<=` is killed (test/protocol-json-depth).
