@@ -53,7 +53,7 @@ export interface UpgradeRefusal {
  * is. `schemeToken` accepts seed 004's raw `Sec-WebSocket-Protocol: Token <t>` (one value with a
  * space, not a valid protocol name) on endpoints that take subprotocol credentials.
  */
-export function checkUpgrade(request: IncomingMessage, schemeToken = false): UpgradeRefusal | null {
+export function checkUpgrade(request: IncomingMessage, schemeToken: boolean): UpgradeRefusal | null {
   if (request.method !== 'GET') return { status: 405, message: 'invalid HTTP method' };
   const upgrade = request.headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };
@@ -312,8 +312,9 @@ export class Wire implements ReaderOwner {
     if (!this.#to(this.#phase === SENT ? FAILED_SENT : FAILED)) return;
     this.#listener.protocolError(code, message);
     if (this.#phase === FAILED_SENT && !this.#socket.writableEnded) this.#socket.end();
-    // A wire paused for inflation must still see the peer's FIN.
-    if (!this.#ownerPaused) this.#socket.resume();
+    // Nothing more is read as frames, but the socket must still see the peer's FIN, whether it
+    // was paused for an inflation or by the owner: what it holds is dropped unread.
+    this.#socket.resume();
   }
 
   /** @internal The peer ended its side, with or without a close frame first. */

@@ -199,18 +199,21 @@ describe('bounded inflation', () => {
 
   it('closes 1007 on data that is not deflate, and 1002 on RSV1 where RFC 7692 forbids it', async () => {
     await broker();
-    const cases: Array<[Buffer[], number]> = [
+    const cases: Array<[Buffer[], number, string?]> = [
       [[frame(1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff]), { rsv: 4 })], 1007],
-      [[frame(1, deflateRawSync(Buffer.from([0xc3, 0x28]), { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4), { rsv: 4 })], 1007],
+      [[frame(1, deflateRawSync(Buffer.from([0xc3, 0x28]), { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4), { rsv: 4 })], 1007, 'text message is not valid UTF-8'],
       [[frame(1, 'ab', { fin: false }), frame(0, 'cd', { rsv: 4 })], 1002],
       [[frame(9, 'x', { rsv: 4 })], 1002],
       [[frame(1, 'x', { rsv: 2 })], 1002],
     ];
-    for (const [frames, code] of cases) {
+    for (const [frames, code, reason] of cases) {
       const raw = await Raw.open(running!.port, '/ws?token=broken', ['Sec-WebSocket-Extensions: permessage-deflate']);
       await raw.text('Status');
       raw.write(...frames);
-      expect((await raw.closeFrame()).code).toBe(code);
+      const close = await raw.closeFrame();
+      expect(close.code).toBe(code);
+      // The close reason says what was wrong.
+      if (reason !== undefined) expect(close.reason).toBe(reason);
       raw.socket.destroy();
     }
     // Without the extension negotiated, RSV1 is a protocol error too.

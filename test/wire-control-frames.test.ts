@@ -87,6 +87,16 @@ describe('control frames', () => {
     expect(p.heard).toEqual(['socketClosed 4100 ']);
   });
 
+  it('answers an empty close frame with an empty one and reports 1005 with no reason', async () => {
+    const p = await pair();
+    p.raw.write(frame(8, Buffer.alloc(0)));
+    const close = await p.raw.next((f) => f.opcode === 8, 'the close frame');
+    expect(close.payload.length).toBe(0);
+    await closed(p);
+    expect(p.heard).toEqual(['socketClosed 1005 ']);
+    p.raw.socket.destroy();
+  });
+
   it('reads a close reason as UTF-8', async () => {
     const p = await pair();
     p.raw.write(frame(8, closePayload(1001, 'au revoir, été')));
@@ -120,11 +130,13 @@ describe('the owner', () => {
     expect(p.wire.deflateWindowBits).toBe(0);
     p.wire.terminate();
     expect(p.wire.open).toBe(false);
+    expect(p.wire.phase).toMatchObject({ name: 'closing', why: 'dropped' });
     await closed(p);
     expect(p.heard).toEqual(['socketClosed 1006 ']);
     expect(p.wire.phase.name).toBe('closed');
     p.wire.close(1000); // the socket is gone: nothing to do, nothing thrown
     p.wire.ping();
+    p.wire.terminate();
     await p.raw.ended;
     expect(p.raw.frames).toEqual([]);
     p.raw.socket.destroy();
@@ -142,6 +154,15 @@ describe('the owner', () => {
     expect(close.payload.length).toBeLessThanOrEqual(125);
     expect(close.payload.readUInt16BE(0)).toBe(4000);
     p.raw.write(frame(8, closePayload(4000)));
+    await closed(p);
+  });
+
+  it('close() without a reason sends the code alone', async () => {
+    const p = await pair();
+    p.wire.close(4001);
+    const close = await p.raw.next((f) => f.opcode === 8, 'the close frame');
+    expect(close.payload).toEqual(closePayload(4001));
+    p.raw.write(frame(8, closePayload(4001)));
     await closed(p);
   });
 });
@@ -186,5 +207,16 @@ describe('acceptUpgrade', () => {
     expect(acceptUpgrade(request, sockets[1]!, undefined)).toBe(false);
     expect(sockets[1]!.destroyed).toBe(true);
     left.destroy();
+
+    // A client that ended its side after the request has left too.
+    const halfClosed = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    await until(() => sockets.length === 3, 'the third connection');
+    halfClosed.end();
+    sockets[2]!.resume();
+    await until(() => sockets[2]!.readableEnded, "the client's FIN");
+    expect(sockets[2]!.writable).toBe(true);
+    expect(acceptUpgrade(request, sockets[2]!, undefined)).toBe(false);
+    expect(sockets[2]!.destroyed).toBe(true);
+    halfClosed.destroy();
   });
 });

@@ -49,6 +49,27 @@ describe('opening handshake edges', () => {
     expect((await status(r, noVersion)).status).toBe(400);
   });
 
+  it('answers 400 to a request without an Upgrade header that the host hands to handleUpgrade', async () => {
+    // Node emits 'upgrade' only with an Upgrade header; a host may route any request to the broker.
+    let handled: unknown;
+    const r: Running = (running = await start({ endpoints: [{ path: '/ws', protocol: envelope() }], authenticate: tokenAuth }, (req, res) => {
+      try {
+        handled = r.broker.handleUpgrade(req, req.socket, Buffer.alloc(0));
+      } catch (err) {
+        handled = err;
+        res.writeHead(500, { connection: 'close' }).end();
+      }
+    }));
+    const { socket, status, rest } = await request(r.port, upgradeRequest('/ws?token=a').filter((l) => !l.startsWith('Upgrade:')));
+    const body: Buffer[] = [rest];
+    socket.on('data', (c: Buffer) => body.push(c));
+    socket.resume();
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(handled).toBe(true);
+    expect(status).toBe(400);
+    expect(Buffer.concat(body).toString()).toBe('invalid Upgrade header\n');
+  });
+
   it('names no subprotocol and no extension in the 101 when none was agreed', async () => {
     const r = (running = await startEnvelope());
     const { status: code, headers } = await status(r, upgradeRequest('/ws?token=a'));
@@ -64,8 +85,9 @@ describe('opening handshake edges', () => {
       const { status: code } = await status(r, upgradeRequest('/ws', [`Sec-WebSocket-Protocol: ${value}`]));
       expect(code, value).toBe(101);
     }
-    // Two tokens, text before the scheme, or no token: not the scheme, and not a protocol list either.
-    for (const value of ['Token a b', 'xToken a', 'Token a, b c']) {
+    // Two tokens, text before the scheme, a second value after a comma, or no token: not the
+    // scheme, and not a protocol list either.
+    for (const value of ['Token a b', 'xToken a', 'Token a, b c', 'Token a,b']) {
       const { status: code } = await status(r, upgradeRequest('/ws?token=q', [`Sec-WebSocket-Protocol: ${value}`]));
       expect(code, value).toBe(400);
     }

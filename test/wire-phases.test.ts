@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wire, type WireListener } from '../lib/wire.js';
+import { Wire, type WireListener, type WirePhase } from '../lib/wire.js';
 import { until } from './helpers.js';
 import { closePayload, frame, Raw } from './wire-raw.js';
 
@@ -26,8 +26,12 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.close();
 });
 
-/** A wire over a fresh TCP connection; like a session, it closes with the code of a protocol error. */
-async function pair(): Promise<Pair> {
+/**
+ * A wire over a fresh TCP connection; like a session, it closes with the code of a protocol error
+ * (at once, or on a later turn with `closeLater`). `onReceive` runs on each message.
+ */
+async function pair(options: { closeLater?: boolean; onReceive?: (wire: Wire, text: string) => void } = {}): Promise<Pair> {
+  const { closeLater = false, onReceive } = options;
   const heard: string[] = [];
   // Both ends half-open, as the HTTP server is: neither ends its side just because the other did.
   const server = net.createServer({ allowHalfOpen: true });
@@ -36,11 +40,15 @@ async function pair(): Promise<Pair> {
   const accepted = new Promise<{ wire: Wire; socket: net.Socket }>((resolve) =>
     server.once('connection', (socket) => {
       const listener: WireListener = {
-        receive: (data) => heard.push(`receive ${data.toString()}`),
+        receive: (data) => {
+          heard.push(`receive ${data.toString()}`);
+          onReceive?.(wire, data.toString());
+        },
         pong: () => heard.push('pong'),
         protocolError: (code) => {
           heard.push(`protocolError ${code}`);
-          wire.close(code, 'broken');
+          if (closeLater) setImmediate(() => wire.close(code, 'broken'));
+          else wire.close(code, 'broken');
         },
         socketClosed: (code, reason) => heard.push(`socketClosed ${code} ${reason}`),
         peerClosing: () => heard.push('peerClosing'),
@@ -72,6 +80,7 @@ describe('wire phases', () => {
     await roundTrip(p, 'before');
     p.raw.write(frame(3, 'x')); // an unknown opcode: 1002
     expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
+    expect(p.wire.phase).toMatchObject({ name: 'closing', why: 'failed', reading: false, writable: false });
     // Our side ends right after the close frame (§7.1.7)...
     await until(p.clientEnded, 'the server ending its side');
     // ...and the peer's close frame, read by nobody, gets no second one.
@@ -92,11 +101,11 @@ describe('wire phases', () => {
   it("a close after the peer's close was answered is a no-op, and TCP closes without waiting on the peer", async () => {
     const p = await pair();
     // Runs after the wire's own data listener: the close frame below is answered by then.
-    let late = false;
+    // (Asserted below: a failed expect here would be an error outside the test.)
+    let late: { open: boolean; phase: WirePhase } | undefined;
     p.server.on('data', () => {
       if (!p.heard.includes('peerClosing')) return;
-      late = true;
-      expect(p.wire.open).toBe(false);
+      late = { open: p.wire.open, phase: { ...p.wire.phase } };
       p.wire.close(1000, 'late');
       p.wire.ping();
     });
@@ -105,10 +114,11 @@ describe('wire phases', () => {
     // §7.1.1: the server closes TCP once the handshake is done; the client has not ended.
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     await until(p.clientEnded, 'the client seeing the server end');
-    expect(late).toBe(true);
+    expect(late).toEqual({ open: false, phase: { name: 'closing', why: 'received', reading: false, writable: false } });
     expect(closes(p)).toHaveLength(1);
     expect(p.raw.frames.filter((f) => f.opcode === 9)).toHaveLength(0);
     expect(p.heard).toEqual(['receive hello', 'peerClosing', 'socketClosed 4321 bye now']);
+    expect(p.wire.phase).toMatchObject({ name: 'closed', why: null, reading: false, writable: false });
     p.raw.socket.destroy();
   });
 
@@ -161,6 +171,7 @@ describe('wire phases', () => {
     await until(() => p.server.writableLength > 0, 'bytes queued in user space');
     p.raw.socket.end(); // half-close: no close frame
     await until(() => p.server.readableEnded, "the peer's FIN read");
+    expect(p.wire.phase).toMatchObject({ name: 'closing', why: 'dropped', reading: false, writable: false });
     // Not dropped: what the peer was sent before it hung up is still delivered.
     expect(p.server.destroyed).toBe(false);
     p.raw.socket.resume();
@@ -203,5 +214,56 @@ describe('wire phases', () => {
     await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
     expect(closes(p)).toHaveLength(1);
     expect(p.heard).toEqual(['protocolError 1007', 'socketClosed 1006 ']);
+  });
+
+  it("nothing after the peer's close frame is read, even in the same packet", async () => {
+    const p = await pair();
+    p.raw.write(frame(1, 'hello'), frame(8, closePayload(1000, 'bye')), frame(1, 'after the close'));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1000, reason: '' });
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.heard).toEqual(['receive hello', 'peerClosing', 'socketClosed 1000 bye']);
+    p.raw.socket.destroy();
+  });
+
+  it('reading has stopped when the owner hears of a protocol error, even if it closes only later', async () => {
+    const p = await pair({ closeLater: true });
+    // Runs after the wire's own data listener, in the same turn: the owner has not closed yet,
+    // and what it has queued may still go before its close frame.
+    let failed: { phase: WirePhase; open: boolean } | undefined;
+    p.server.on('data', () => (failed ??= { phase: { ...p.wire.phase }, open: p.wire.open }));
+    // A close frame of one byte (1002), then a message in the same packet.
+    p.raw.write(frame(1, 'hello'), frame(8, Buffer.from([3])), frame(1, 'after the error'));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
+    await until(p.clientEnded, 'the server ending its side');
+    p.raw.socket.end();
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.heard).toEqual(['receive hello', 'protocolError 1002', 'socketClosed 1006 ']);
+    expect(failed).toEqual({ phase: { name: 'closing', why: 'failed', reading: false, writable: true }, open: true });
+  });
+
+  it('after a protocol error the socket goes at the peer\'s FIN, also when the owner had paused it', async () => {
+    // The owner pauses on the first message, as a session does when its inbox is full.
+    const p = await pair({ onReceive: (wire, text) => text === 'one' && wire.pause() });
+    // The message, a close frame of one byte (1002), and a megabyte the paused socket takes in
+    // part of, never read as frames: the peer's FIN is behind it.
+    p.raw.write(frame(1, 'one'), frame(8, Buffer.from([3])), Buffer.alloc(1024 * 1024));
+    expect(await p.raw.closeFrame()).toEqual({ code: 1002, reason: 'broken' });
+    await until(p.clientEnded, 'the server ending its side');
+    p.raw.socket.end();
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(p.heard).toEqual(['receive one', 'protocolError 1002', 'socketClosed 1006 ']);
+  });
+
+  it('a protocol error after our close stops reading, even in the same packet', async () => {
+    const p = await pair();
+    p.wire.close(4000, 'going');
+    expect(await p.raw.closeFrame()).toEqual({ code: 4000, reason: 'going' });
+    // A close frame of one byte (1002), then a message in the same packet.
+    p.raw.write(frame(8, Buffer.from([3])), frame(1, 'after the error'));
+    await until(p.clientEnded, 'the server ending its side');
+    p.raw.socket.end();
+    await until(() => p.heard.some((h) => h.startsWith('socketClosed')), 'the socket closed');
+    expect(closes(p)).toHaveLength(1);
+    expect(p.heard).toEqual(['protocolError 1002', 'socketClosed 1006 ']);
   });
 });

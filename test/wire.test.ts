@@ -112,7 +112,8 @@ describe('frames', () => {
 });
 
 describe('protocol violations', () => {
-  const violations: Array<[string, (raw: Raw) => void, number]> = [
+  // The close reason says what was wrong (checked where the wire itself finds it).
+  const violations: Array<[string, (raw: Raw) => void, number, string?]> = [
     ['an unmasked frame', (raw) => raw.write(frame(1, json({ type: 'Ping', data: {} }), { mask: false })), 1002],
     ['a reserved bit without an extension', (raw) => raw.write(frame(1, '{}', { rsv: 4 })), 1002],
     ['an unknown opcode', (raw) => raw.write(frame(3, '{}')), 1002],
@@ -120,24 +121,26 @@ describe('protocol violations', () => {
     ['a fragmented ping', (raw) => raw.write(frame(9, 'x', { fin: false })), 1002],
     ['a continuation with nothing to continue', (raw) => raw.write(frame(0, '{}')), 1002],
     ['a new message inside a fragmented one', (raw) => raw.write(frame(1, '{', { fin: false }), frame(1, '{}')), 1002],
-    ['a close frame of one byte', (raw) => raw.write(frame(8, Buffer.from([3]))), 1002],
-    ['a close code reserved for the API (1005)', (raw) => raw.write(frame(8, closePayload(1005))), 1002],
+    ['a close frame of one byte', (raw) => raw.write(frame(8, Buffer.from([3]))), 1002, 'close frame payload of 1 byte'],
+    ['a close code reserved for the API (1005)', (raw) => raw.write(frame(8, closePayload(1005))), 1002, 'invalid close code 1005'],
     ['text that is not UTF-8', (raw) => raw.write(frame(1, Buffer.from([0x22, 0xc3, 0x28, 0x22]))), 1007],
     ['fragments that end inside a character', (raw) => raw.write(frame(1, Buffer.from([0x22, 0xc3]), { fin: false }), frame(0, Buffer.from([0x22]))), 1007],
-    ['a close reason that is not UTF-8', (raw) => raw.write(frame(8, Buffer.concat([closePayload(1000), Buffer.from([0xff])]))), 1007],
+    ['a close reason that is not UTF-8', (raw) => raw.write(frame(8, Buffer.concat([closePayload(1000), Buffer.from([0xff])]))), 1007, 'close reason is not valid UTF-8'],
     // Only the header is sent: the broker must refuse on the declared length, not buffer for it.
     ['a frame declaring more than maxMessageBytes', (raw) => raw.write(frame(1, Buffer.alloc(0), { declared: 1_000_000 }).subarray(0, 14)), 1009],
     ['fragments adding up to more than maxMessageBytes', (raw) => raw.write(frame(1, 'x'.repeat(600), { fin: false }), frame(0, 'x'.repeat(600), { fin: false })), 1009],
   ];
 
-  for (const [what, send, code] of violations) {
+  for (const [what, send, code, reason] of violations) {
     it(`closes ${code} on ${what}, and stops reading that connection only`, async () => {
       const r = await broker({ limits: { maxMessageBytes: 1024 } });
       const bystander = await connectAs(r, 'bystander');
       const raw = await Raw.open(r.port);
       await raw.text('Status');
       send(raw);
-      expect((await raw.closeFrame()).code).toBe(code);
+      const close = await raw.closeFrame();
+      expect(close.code).toBe(code);
+      if (reason !== undefined) expect(close.reason).toBe(reason);
       // Whatever follows the violation is not read as frames: no answer comes back.
       raw.write(frame(1, json({ type: 'Ping', data: {}, id: 'after' })));
       raw.write(frame(8, closePayload(1000)));
