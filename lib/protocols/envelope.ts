@@ -390,15 +390,19 @@ function bad(message: string, details?: Record<string, unknown>): BrokerError {
   return new BrokerError('SY_ERR_BAD_FRAME', message, details && { details });
 }
 
-function parse(raw: Buffer, maxJsonDepth: number): Request {
+function parse(raw: Buffer, maxJsonDepth: number, whole = false): Request {
   let message: Record<string, unknown>;
   // A trailing `,"id":"…"}` is read here and cut off before JSON.parse, which would intern a
   // short id (json.ts, trailingMember); a later duplicate wins as in JSON.parse.
   const last = raw.length - 1;
-  const cut = raw[last] === 0x7d && raw[last - 1] === 0x22 ? trailingMember(raw, 'id') : -1;
+  const cut = !whole && raw[last] === 0x7d && raw[last - 1] === 0x22 ? trailingMember(raw, 'id') : -1;
   try {
     message = cut === -1 ? parseObject(raw, undefined, maxJsonDepth) : parseObjectText(`${raw.toString('utf8', 0, cut)}}`, undefined, maxJsonDepth);
   } catch (err) {
+    // The cut text is refused exactly when the whole is, but not with the same words: JSON.parse's
+    // message quotes the text and counts positions in it, and a malformed text short enough is
+    // not scanned for depth (json.ts). A refused frame is refused as the client sent it.
+    if (cut !== -1) return parse(raw, maxJsonDepth, true);
     // Too deep to parse here, but its id can still be read, and the Error must name it.
     if (!(err instanceof BrokerError) || err.details?.max_depth === undefined) throw err;
     const id = peekId(raw);
