@@ -108,6 +108,8 @@ const FRAMES: Array<[string, string]> = [
   ['an id, then data', String.raw`{"type":"Ping","id":"x","data":{}}`],
   ['a key ending in id', String.raw`{"type":"Ping","xid":"c"}`],
   ['a key Id', String.raw`{"type":"Ping","Id":"c"}`],
+  ['an empty key last', String.raw`{"type":"Ping","":"abc"}`],
+  ['an empty key last, with a one-letter value', String.raw`{"type":"Ping","":"x"}`],
   ['the key id with an escaped letter', String.raw`{"type":"Ping","i\u0064":"c"}`],
   ['the key id with an escaped first letter', String.raw`{"type":"Ping","\u0069d":"c"}`],
   ['an id nested in data, last', String.raw`{"type":"Ping","data":{"id":"inner"}}`],
