@@ -29,6 +29,8 @@ class HeldStore implements Store {
   constructor(readonly ordersAppends: boolean) {}
   appendHistory(r: Omit<HistoryRecord, 'offset' | 'epoch'>, l: HistoryLimits): Promise<HistoryRecord> {
     if (r.payload === 'boom') throw new TypeError('store refused the record');
+    // A store may throw anything, not only an Error.
+    if (typeof r.payload === 'object' && r.payload !== null && 'throws' in r.payload) throw (r.payload as { throws: unknown }).throws;
     const record = this.inner.appendHistory(r, l);
     return new Promise((resolve, reject) => this.appends.push({ release: () => resolve(record), fail: reject }));
   }
@@ -92,6 +94,48 @@ describe('a pipelined Broadcast that fails while another request is in flight', 
     const error = await c.nextOf('Error');
     expect(error.data).toMatchObject({ code: 500, details: { message_id: 'b2' } });
     expect(errors.map((e) => e.message)).toEqual(['store refused the record']);
+    store.reads[0]!.release();
+    expect(await c.nextOf('Ack')).toEqual({ type: 'Ack', data: { message_id: 'h1', status: 'ok' } });
+    await c.roundTrip();
+    for (const id of ['b1', 'b2', 'h1']) expect(repliesTo(c, id), id).toHaveLength(1);
+    await c.close();
+  });
+
+  it('a Broadcast without id whose append fails: its Error names no request, and the History in flight gets only its Ack', async () => {
+    const store = new HeldStore(true);
+    const c = await broker(store);
+    c.sendJson({ type: 'Broadcast', data: { topic: 'chat/a', payload: 1 } });
+    await until(() => store.appends.length === 1, 'the append in flight');
+    c.sendJson({ type: 'History', data: { topic: 'chat/a' }, id: 'h1' });
+    await until(() => store.reads.length === 1, 'the history read in flight');
+    store.appends[0]!.fail(new Error('connection lost'));
+    const error = await c.nextOf('Error');
+    expect(error.data).toEqual({ code: 503, message: expect.any(String), details: { retry_after_ms: expect.any(Number) } });
+    store.reads[0]!.release();
+    expect(await c.nextOf('Ack')).toEqual({ type: 'Ack', data: { message_id: 'h1', status: 'ok' } });
+    await c.roundTrip();
+    expect(repliesTo(c, 'h1')).toHaveLength(1);
+    await c.close();
+  });
+
+  it.each([
+    ['a string', 'quota exceeded', 'quota exceeded'],
+    ['null', null, 'null'],
+    ['a number', 7, '7'],
+  ])('an append that throws %s behind an earlier one: Error 500 names that Broadcast, the host is told what was thrown', async (_name, thrown, text) => {
+    const store = new HeldStore(false);
+    const c = await broker(store);
+    const errors: Error[] = [];
+    running!.broker.on('error', (e) => errors.push(e));
+    c.sendJson({ type: 'Broadcast', data: { topic: 'chat/a', payload: 1 }, id: 'b1' });
+    await until(() => store.appends.length === 1, 'the first append in flight');
+    c.sendJson({ type: 'Broadcast', data: { topic: 'chat/a', payload: { throws: thrown } }, id: 'b2' });
+    c.sendJson({ type: 'History', data: { topic: 'chat/b' }, id: 'h1' });
+    await until(() => store.reads.length === 1, 'the history read in flight');
+    store.appends[0]!.release();
+    expect((await c.nextOf('Ack')).data).toMatchObject({ message_id: 'b1', status: 'delivered' });
+    expect((await c.nextOf('Error')).data).toMatchObject({ code: 500, details: { message_id: 'b2' } });
+    expect(errors.map((e) => e.message)).toEqual([text]);
     store.reads[0]!.release();
     expect(await c.nextOf('Ack')).toEqual({ type: 'Ack', data: { message_id: 'h1', status: 'ok' } });
     await c.roundTrip();
