@@ -94,7 +94,9 @@
 //     `raw.length - 1` → `+ 1`, `!whole && …` → `false` / `whole && …`, `raw[last] === 0x7d` and
 //     `raw[last - 1] === 0x22` → `true` / `!==` / `raw[last + 1]` (trailingMember checks both bytes
 //     itself, or is never called), `cut === -1 ? parseObject(raw …) : …` → `true ?` (the id is still
-//     read from the bytes, the same as JSON.parse's), `idJson: cut === -1 ? undefined` → `true ?`.
+//     read from the bytes, the same as JSON.parse's), `idJson: cut === -1 ? undefined` → `true ?`;
+//     and the cut text broken (the template `${…}}` → ``, `raw.toString('utf8', …)` → `''`): its
+//     parse fails and the frame is parsed again as a whole (the retry below), with the same answer.
 //     The mutants that make the fast path wrong (the id's offsets, the cut text, idJson's quotes,
 //     the key, the retry of a refused frame as a whole) fail test/envelope-trailing-id.test.ts.
 //   parse()'s too-deep branch `if (!(err instanceof BrokerError) || max_depth === undefined) throw
@@ -114,7 +116,7 @@
 //     `clusterCount: false`; applied by hand they fail test/envelope-refresh-and-dispatch and
 //     test/envelope-cluster-counts.
 //   Killed outside the envelope set (each applied by hand): the Status `by: 'server'` frames (host
-//     subscribe/unsubscribe, 14 mutants) by test/control.test.ts. (The pipelined Broadcast paths
+//     subscribe/unsubscribe: both bodies and their literals, 15 mutants) by test/control.test.ts. (The pipelined Broadcast paths
 //     and the too-deep frame naming its id are now killed inside the set too:
 //     test/envelope-pipelined-errors, test/envelope-trailing-id.)
 // lib/filter.ts
