@@ -103,8 +103,10 @@
 //     before its first await and the session handles no frame before open() (Session.begin).
 //   protocols/tagged.ts `Array.isArray(value) ? value.join(',')`: Node joins a repeated header
 //     into one string for every name but set-cookie, so no header array reaches it.
-// lib/protocols/envelope.ts (runs with testFiles test/envelope*.test.ts, readme-frames, seed-fidelity;
-//   each checked by hand: the mutant applied, the envelope tests still pass):
+// lib/protocols/envelope.ts (runs with testFiles test/envelope*.test.ts, readme-frames, seed-fidelity,
+//   given comma-separated: `--testFiles 'test/envelope*.test.ts,test/readme-frames.test.ts,test/seed-fidelity*.test.ts'`
+//   (the CLI's list parser keeps only the last of repeated --testFiles); each checked by hand:
+//   the mutant applied, the envelope tests still pass):
 //   History `data.since === undefined || data.since === null ? undefined : positionFrom(…)` →
 //     `false ? …` (and its `&&`/half mutants): positionFrom(undefined) and positionFrom(null) are
 //     undefined too, and the refusal below needs a since that is neither.
@@ -122,8 +124,32 @@
 //   fail() `id = raw === undefined ? undefined : peekId(raw)` → `false ?`: peekId(undefined)
 //     throws inside its try and returns undefined. `typeof conn.state === 'string'` → `true`:
 //     the envelope only ever stores a request id or undefined in conn.state.
+//   fail()'s cause lookup `typeof cause === 'object' && cause !== null ? requestOf.get(cause)` →
+//     `true ?`, `… || cause !== null`, `cause !== null` → `true`: WeakMap.get of undefined, null or
+//     a primitive returns undefined (it does not throw), the same as the `: undefined` branch.
 //   badWithId `id !== undefined && { message_id: id }` → `true &&`: JSON.stringify drops
 //     `message_id: undefined`. ackResult `result === undefined` → `false` (see above).
+//   peekId's `catch { return undefined; }` → `catch {}`: the function then returns undefined anyway.
+//   The trailing-id reader in parse() (a frame ending in `,"id":"…"}` has its id read from the
+//     bytes, json.ts trailingMember) is a speed-up only: every mutant that just keeps a frame off
+//     it leaves the frame to JSON.parse, which reads the same id, and the Ack's message_id is then
+//     JSON.stringify(id), the same text as the quoted bytes. So: `whole = false` → `true`,
+//     `raw.length - 1` → `+ 1`, `!whole && …` → `false` / `whole && …`, `raw[last] === 0x7d` and
+//     `raw[last - 1] === 0x22` → `true` / `!==` / `raw[last + 1]` (trailingMember checks both bytes
+//     itself, or is never called), `cut === -1 ? parseObject(raw …) : …` → `true ?` (the id is still
+//     read from the bytes, the same as JSON.parse's), `idJson: cut === -1 ? undefined` → `true ?`;
+//     and the cut text broken (the template `${…}}` → ``, `raw.toString('utf8', …)` → `''`): its
+//     parse fails and the frame is parsed again as a whole (the retry below), with the same answer.
+//     The mutants that make the fast path wrong (the id's offsets, the cut text, idJson's quotes,
+//     the key, the retry of a refused frame as a whole) fail test/envelope-trailing-id.test.ts.
+//   parse()'s too-deep branch `if (!(err instanceof BrokerError) || max_depth === undefined) throw
+//     err` → `if (false)`, `&&`, `max_depth === undefined` → `false`: parseObject throws only
+//     BrokerErrors, and one without max_depth is for text that is not JSON or not an object, whose
+//     peekId is undefined (an array, string, number, true, false or null has no `id`), so
+//     `throw id === undefined ? err : …` throws the same err. That `id === undefined` → `false`:
+//     the copy then has `message_id: undefined`, which JSON.stringify drops (a 400 is not reported).
+//   Timeout, real (by hand: 10 tests of test/envelope-trailing-id fail, no hang): the refused-cut
+//     retry `parse(raw, maxJsonDepth, true)` → `false` recurses until the stack overflows.
 //   encode publish `delivery.from === null` → `true`: only the server publishes under
 //     `$presence/` (a client's publish there is refused), so from is null there anyway.
 //     direct `delivery.from ?? ''`: a binary direct message always has a sender (the host's
@@ -132,13 +158,10 @@
 //   Static (module-level, stryker-js #6144, see lib/frame.ts): REFUSALS' entries and NO_COUNT's
 //     `clusterCount: false`; applied by hand they fail test/envelope-refresh-and-dispatch and
 //     test/envelope-cluster-counts.
-//   Killed outside the envelope set (each applied by hand): the pipelined Broadcast paths
-//     (`isPipelined` → true, the requestOf pinning, `?? (cause…)` → `&&`) by
-//     test/store-pipelining.test.ts; the Status `by: 'server'` frames (host subscribe/unsubscribe)
-//     by test/control.test.ts; the too-deep frame naming its id (`max_depth` branch) by
-//     test/protocol-json-depth.test.ts.
-//   Not done: binary broadcast `partial`/`missing_nodes` in binary_received (needs a cluster
-//     with a silent node), ackResult's `{ cause: err }` (reported error's cause).
+//   Killed outside the envelope set (each applied by hand): the Status `by: 'server'` frames (host
+//     subscribe/unsubscribe: both bodies and their literals, 15 mutants) by test/control.test.ts. (The pipelined Broadcast paths
+//     and the too-deep frame naming its id are now killed inside the set too:
+//     test/envelope-pipelined-errors, test/envelope-trailing-id.)
 // lib/filter.ts
 //   `filter === undefined || filter === null` → `false || filter === null`: undefined never
 //     reaches compileFilter; every caller turns a missing filter into null first

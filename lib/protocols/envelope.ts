@@ -151,14 +151,15 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
       if (!isThenable(result)) return published(conn, req, result);
       // A publish waiting only on the store's append stays pipelined: the next frames go on meanwhile.
       if (!isPipelined(result)) return Promise.resolve(result).then((r) => published(conn, req, r));
-      // Later frames may have replaced conn.state by the time this fails: the error names its request.
-      const id = req.id;
+      // Later frames may have replaced conn.state by the time this fails: the error is pinned to
+      // its request, with an id or without (a WeakMap key must be an object: a thrown primitive is boxed).
       return pipelined(
         Promise.resolve(result).then(
           (r) => published(conn, req, r),
           (err: unknown) => {
-            if (typeof id === 'string' && typeof err === 'object' && err !== null) requestOf.set(err, id);
-            throw err;
+            const error = typeof err === 'object' && err !== null ? err : new Error(String(err));
+            requestOf.set(error, req);
+            throw error;
           },
         ),
       );
@@ -237,7 +238,7 @@ export function envelope(options: EnvelopeOptions = {}): Protocol {
         const cause: unknown = error.cause;
         const pinned = requestOf.get(error) ?? (typeof cause === 'object' && cause !== null ? requestOf.get(cause) : undefined);
         if (pinned !== undefined) {
-          id = pinned;
+          id = pinned.id;
         } else {
           id = typeof conn.state === 'string' ? conn.state : undefined;
           conn.state = undefined;
@@ -371,7 +372,7 @@ const NO_COUNT: PublishOptions = Object.freeze({ clusterCount: false });
 
 /** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
 /** The request a pipelined Broadcast's failure belongs to. */
-const requestOf = new WeakMap<object, string>();
+const requestOf = new WeakMap<object, Request>();
 
 function published(conn: Connection, req: Request, result: PublishResult): void {
   conn.state = undefined;
@@ -390,15 +391,19 @@ function bad(message: string, details?: Record<string, unknown>): BrokerError {
   return new BrokerError('SY_ERR_BAD_FRAME', message, details && { details });
 }
 
-function parse(raw: Buffer, maxJsonDepth: number): Request {
+function parse(raw: Buffer, maxJsonDepth: number, whole = false): Request {
   let message: Record<string, unknown>;
   // A trailing `,"id":"…"}` is read here and cut off before JSON.parse, which would intern a
   // short id (json.ts, trailingMember); a later duplicate wins as in JSON.parse.
   const last = raw.length - 1;
-  const cut = raw[last] === 0x7d && raw[last - 1] === 0x22 ? trailingMember(raw, 'id') : -1;
+  const cut = !whole && raw[last] === 0x7d && raw[last - 1] === 0x22 ? trailingMember(raw, 'id') : -1;
   try {
     message = cut === -1 ? parseObject(raw, undefined, maxJsonDepth) : parseObjectText(`${raw.toString('utf8', 0, cut)}}`, undefined, maxJsonDepth);
   } catch (err) {
+    // The cut text is refused exactly when the whole is, but not with the same words: JSON.parse's
+    // message quotes the text and counts positions in it, and a malformed text short enough is
+    // not scanned for depth (json.ts). A refused frame is refused as the client sent it.
+    if (cut !== -1) return parse(raw, maxJsonDepth, true);
     // Too deep to parse here, but its id can still be read, and the Error must name it.
     if (!(err instanceof BrokerError) || err.details?.max_depth === undefined) throw err;
     const id = peekId(raw);
