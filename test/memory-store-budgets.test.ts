@@ -339,7 +339,11 @@ describe('the sweep timer and its bounds', () => {
     const never = new MemoryStore({ sweepIntervalMs: 0 });
     const often = new MemoryStore({ sweepIntervalMs: 1 });
     stores.push(never, often);
+    // Date held still for the append: under load a millisecond passing between the record's
+    // sentAt and the append would expire it (maxAgeMs 1) before it is ever held.
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now());
     never.appendHistory(rec('t', 1), brief);
+    clock.mockRestore();
     const held = never.bytes.history;
     expect(held).toBeGreaterThan(0);
     // Timers of one duration fire in the order they were set, so a timer `never` had set
