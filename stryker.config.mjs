@@ -103,10 +103,11 @@
 //     before its first await and the session handles no frame before open() (Session.begin).
 //   protocols/tagged.ts `Array.isArray(value) ? value.join(',')`: Node joins a repeated header
 //     into one string for every name but set-cookie, so no header array reaches it.
-// lib/protocols/envelope.ts (runs with testFiles test/envelope*.test.ts, readme-frames, seed-fidelity,
-//   given comma-separated: `--testFiles 'test/envelope*.test.ts,test/readme-frames.test.ts,test/seed-fidelity*.test.ts'`
-//   (the CLI's list parser keeps only the last of repeated --testFiles); each checked by hand:
-//   the mutant applied, the envelope tests still pass):
+// lib/protocols/envelope.ts (runs with the envelope tests, readme-frames and seed-fidelity:
+//   `MUTATE_TESTS='test/envelope*.test.ts,test/readme-frames.test.ts,test/seed-fidelity*.test.ts'`;
+//   the dynamic mutants were first measured with the same list given as --testFiles, which
+//   turns static mutants off, see the top; each equivalent below checked by hand: the mutant
+//   applied, the envelope tests still pass):
 //   History `data.since === undefined || data.since === null ? undefined : positionFrom(…)` →
 //     `false ? …` (and its `&&`/half mutants): positionFrom(undefined) and positionFrom(null) are
 //     undefined too, and the refusal below needs a since that is neither.
@@ -155,9 +156,8 @@
 //     direct `delivery.from ?? ''`: a binary direct message always has a sender (the host's
 //     sendTo takes no binary), so the '' is never used.
 //   binaryFrame `Buffer.from(name, 'utf8')` → `''`: an empty encoding falls back to UTF-8.
-//   Static (module-level, stryker-js #6144, see lib/frame.ts): REFUSALS' entries and NO_COUNT's
-//     `clusterCount: false`; applied by hand they fail test/envelope-refresh-and-dispatch and
-//     test/envelope-cluster-counts.
+//   Static: REFUSALS' entries (4) and NO_COUNT's `{}` / `clusterCount: true` are killed now that
+//     static mutants run (MUTATE_TESTS with the envelope tests and control.test.ts).
 //   Killed outside the envelope set (each applied by hand): the Status `by: 'server'` frames (host
 //     subscribe/unsubscribe: both bodies and their literals, 15 mutants) by test/control.test.ts. (The pipelined Broadcast paths
 //     and the too-deep frame naming its id are now killed inside the set too:
@@ -177,11 +177,8 @@
 //   truncateReason `reason.slice(0, 120)` → `reason`: the loop then cuts from the whole reason to
 //     the same longest prefix of at most 120 bytes (no prefix that fits is over 120 units long);
 //     the slice only bounds the loop for long reasons.
-//   Not equivalent, but out of Stryker's reach: `MAX_STRING_FRAME = 4 * 1024` → `4 / 1024` is a
-//     static mutant (evaluated once at import). StrykerJS 9.6.1 with `testFiles` activates static
-//     mutants only after the module is imported (stryker-js issue #6144; also without
-//     `isolate: false`, tried), so it always survives. Applied by hand it fails
-//     test/core-frame.test.ts ('are used for small ASCII text, up to 4 KiB') and test/frame.test.ts.
+//   `MAX_STRING_FRAME = 4 * 1024` → `4 / 1024` (static) is killed now that static mutants run
+//     (see the top): test/core-frame.test.ts ('are used for small ASCII text, up to 4 KiB').
 // lib/memory-store.ts
 //   LRU dispose `reason === 'evict' || reason === 'delete'` (→ `true`, `'delete'` → false/`!==`/""):
 //     the history LRU disposes only by 'evict' (max, pop) and 'delete' (clear() in close, after
@@ -209,9 +206,8 @@
 //     about 9) and the EVICTED overwrite (`{}`, `i >= start`, `false`): when and whether dropped
 //     records are spliced out or blanked changes memory only; reads see the same window (a test
 //     reads across compactions). Not equivalent for memory, which no test measures.
-//   Static mutants (`MiB = 1024 / 1024`, EVICTED's fields) always survive (stryker-js #6144, see
-//     lib/frame.ts); MiB applied by hand fails test/memory-store-budgets.test.ts and
-//     test/memory-store.test.ts. EVICTED is never read (see the overwrite above).
+//   `MiB = 1024 / 1024` (static) is killed now that static mutants run (see the top). EVICTED's
+//     fields are never read (see the overwrite above).
 // lib/rate-limit.ts
 //   `elapsed > 0` → `elapsed >= 0`: no time elapsed refills no tokens.
 // lib/topic-index.ts
