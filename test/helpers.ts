@@ -175,6 +175,20 @@ export const tokenAuth: BrokerOptions['authenticate'] = ({ credentials }) => {
   };
 };
 
+/** An authenticate callback for tests: token `<id>@<expiresAt>`, that principal, expiring then. */
+export const expiringAuth = ({ credentials }: { credentials?: { token: string } }) => {
+  if (credentials === undefined) return null;
+  const [id, at] = credentials.token.split('@');
+  return { id: id!, expiresAt: Number(at) };
+};
+
+/** Sends `text` and resolves with the next text frame the client receives. */
+export function ask(client: Client, text: string): Promise<string> {
+  const reply = new Promise<string>((resolve) => client.ws.once('message', (d) => resolve(d.toString())));
+  client.ws.send(text);
+  return reply;
+}
+
 /** An authenticate that holds every handshake open until `release(principal)` decides them all. */
 export function heldAuthenticate(): { authenticate: BrokerOptions['authenticate']; release: (principal: Principal | null) => void } {
   let release!: (principal: Principal | null) => void;

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BrokerError, type Connection, type Protocol } from 'switchyard';
-import { Client, start, startEnvelope, tokenAuth, until, type Running } from './helpers.js';
+import { ask, Client, start, startEnvelope, tokenAuth, until, type Running } from './helpers.js';
 import { closePayload, frame, Raw } from './wire-raw.js';
 
 let running: Running | undefined;
@@ -354,25 +354,19 @@ describe('token expiry', () => {
       expect(warned).toEqual([soon]);
       vi.advanceTimersByTime(30_000 - 1);
       // A round trip: had the close fired, no echo would come back.
-      const before = new Promise<string>((resolve) => soonClient.ws.once('message', (d) => resolve(d.toString())));
-      soonClient.ws.send('before expiry');
-      expect(await before).toBe('echo before expiry');
+      expect(await ask(soonClient, 'before expiry')).toBe('echo before expiry');
       vi.advanceTimersByTime(1);
       expect(await soonClient.closed).toEqual({ code: 4002, reason: 'token expired' });
       // The far expiry is past setTimeout's range (a timer that long would fire at once): it is
       // still kept, warned 60 s ahead and closed 4002 at the millisecond.
       vi.advanceTimersByTime(far - 60_000 - Date.now() - 1);
-      const echo = new Promise<string>((resolve) => farClient.ws.once('message', (d) => resolve(d.toString())));
-      farClient.ws.send('still here');
-      expect(await echo).toBe('echo still here');
+      expect(await ask(farClient, 'still here')).toBe('echo still here');
       expect(warned).toEqual([soon]);
       vi.advanceTimersByTime(1);
       await until(() => warned.length === 2, 'the far warning');
       expect(warned).toEqual([soon, far]);
       vi.advanceTimersByTime(60_000 - 1);
-      const last = new Promise<string>((resolve) => farClient.ws.once('message', (d) => resolve(d.toString())));
-      farClient.ws.send('last');
-      expect(await last).toBe('echo last');
+      expect(await ask(farClient, 'last')).toBe('echo last');
       vi.advanceTimersByTime(1);
       expect(await farClient.closed).toEqual({ code: 4002, reason: 'token expired' });
       expect(warned).toEqual([soon, far]);
@@ -400,14 +394,9 @@ describe('token expiry', () => {
       await a.opened;
       await b.opened;
       await until(() => p.conns.length === 2, 'both open');
-      const echo = async (c: Client, text: string) => {
-        const got = new Promise<string>((resolve) => c.ws.once('message', (d) => resolve(d.toString())));
-        c.ws.send(text);
-        return got;
-      };
       // b's token is refreshed mid-way to an expiry a day away: the pending relay gives way to it.
       vi.advanceTimersByTime(2 ** 31 + 1_000);
-      expect(await echo(b, 'after one relay')).toBe('echo after one relay');
+      expect(await ask(b, 'after one relay')).toBe('echo after one relay');
       nearer = Date.now() + 24 * 3600_000;
       await p.conns[1]!.refresh('near');
       vi.advanceTimersByTime(24 * 3600_000);
@@ -415,7 +404,7 @@ describe('token expiry', () => {
       expect(warned).toEqual([nearer]);
       // a keeps its far expiry through the relays: open a millisecond before, closed at it.
       vi.advanceTimersByTime(far - Date.now() - 1);
-      expect(await echo(a, 'last')).toBe('echo last');
+      expect(await ask(a, 'last')).toBe('echo last');
       expect(warned).toEqual([nearer, far]);
       vi.advanceTimersByTime(1);
       expect(await a.closed).toEqual({ code: 4002, reason: 'token expired' });
@@ -443,9 +432,7 @@ describe('token expiry', () => {
       expect((await p.conns[0]!.refresh('forever')).expiresAt).toBeUndefined();
       vi.advanceTimersByTime(0);
       vi.advanceTimersByTime(10 * 60_000);
-      const got = new Promise<string>((resolve) => c.ws.once('message', (d) => resolve(d.toString())));
-      c.ws.send('still here');
-      expect(await got).toBe('echo still here');
+      expect(await ask(c, 'still here')).toBe('echo still here');
       expect(warned).toEqual([]);
       await c.close();
     } finally {

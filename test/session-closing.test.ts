@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Connection, type Protocol } from 'switchyard';
-import { Client, start, tokenAuth, until, type Running } from './helpers.js';
+import { ask, Client, expiringAuth, start, tokenAuth, until, type Running } from './helpers.js';
 import { closePayload, frame, Raw } from './wire-raw.js';
 
 let running: Running | undefined;
@@ -67,20 +67,6 @@ function probe(): Probe {
     },
   };
   return p;
-}
-
-/** Token `<id>@<expiresAt>`: that principal, expiring then. */
-const expiringAuth = ({ credentials }: { credentials?: { token: string } }) => {
-  if (credentials === undefined) return null;
-  const [id, at] = credentials.token.split('@');
-  return { id: id!, expiresAt: Number(at) };
-};
-
-/** Sends `text` and resolves with the next text frame the client receives. */
-function ask(client: Client, text: string): Promise<string> {
-  const reply = new Promise<string>((resolve) => client.ws.once('message', (d) => resolve(d.toString())));
-  client.ws.send(text);
-  return reply;
 }
 
 describe('a connection in its close handshake', () => {
