@@ -42,9 +42,13 @@
 //     #closeFrame (destroy a TLS socket as soon as the echo is written): on loopback the echo
 //     still reaches a TLS client (tried by hand, a TLS pair, 5 rounds); the case it guards, TLS
 //     records not yet handed to TCP, is not one a test can produce on demand.
-//   session.ts (`npx stryker run --mutate lib/session.ts`: 186 mutants, 160 killed, 5 timeouts,
-//     20 survived, 1 no coverage, 88.71%; each survivor below applied by hand or read against
-//     every caller, the session tests still pass):
+//   session.ts (`npx stryker run --mutate lib/session.ts`, static mutants run, at 257611f: 187
+//     mutants, 164 killed, 2 timeouts, 20 survived, 1 no coverage, 88.77%; the relay's
+//     `timers: [relay]` → `[]` has been killed since by session-close-paths ('a refresh replaces a
+//     pending relay'); each survivor below applied by hand or read against every caller, the
+//     session tests still pass):
+//     armExpiry `expiresAt - now > MAX_TIMER_MS` → `>=`: at exactly the range the relay gets a
+//     delay of 0 and re-arms at once with the expiry in range: one extra hop, the same timers.
 //     `timer.unref()` removed (expiry and close timers): unref only lets the process exit while a
 //     timer is pending. `protocol.tokenExpiring !== undefined &&` → `true`: the timer then calls
 //     `protocol.tokenExpiring?.()`, which does nothing when the hook is absent; and with it
@@ -82,11 +86,12 @@
 //     expiry past the range gets a delay Node (and the fake clock) cuts to 1 ms, so it re-arms
 //     itself every millisecond: test/session-close-paths.test.ts ('an expiry several timer ranges
 //     ahead') hangs (a timeout, and a real one: a busy loop for 24.8 days).
-//   session.ts timeouts (5; Stryker counts them detected; each a real hang, not load): #to's body
-//     `{}` and its early-return condition → `true` (#to refuses every transition: no close frame
-//     is ever sent and sessionClosed never runs, so no disconnect is reported; #to's `{}` applied
-//     by hand: the remap test and the broker's close both time out), close()'s body `{}` and its
-//     guard → `true` / `===` (no close ever goes out): the tests wait on a close that never comes.
+//   session.ts timeouts (Stryker counts them detected; each a real hang, not load): armExpiry's
+//     `expiresAt - now > MAX_TIMER_MS` → `<=` and `expiresAt + now`: every in-range expiry then
+//     takes the relay, whose delay is negative (1 ms), so it re-arms itself every millisecond and
+//     never closes. (In the helper's run before the relay existed, #to's body `{}`, its
+//     early-return condition → `true`, close()'s `{}` and its guard → `true` / `===` timed out,
+//     each stopping every close; here they are killed.)
 //   wire.ts ended() `if (this.#socket.writableEnded)` → `if (false)` (by hand, wire and deflate
 //     tests pass): end() on an ended socket does nothing, and a net socket with both sides ended
 //     destroys itself (autoDestroy), at the same moment.

@@ -439,4 +439,35 @@ describe('token expiry', () => {
       vi.useRealTimers();
     }
   });
+
+  it('a refresh replaces a pending relay: one warning and one close for the new expiry, none left from the old', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const warned: number[] = [];
+      const p = probe();
+      p.tokenExpiring = (_conn, at) => warned.push(at);
+      // The old expiry's relay would wake at 2^31-1 ms; the new expiry is an hour after that.
+      const far = Date.now() + 2 * (2 ** 31 - 1);
+      const nearer = Date.now() + 2 ** 31 - 1 + 3_600_000;
+      running = await start({
+        endpoints: [{ path: '/ws', protocol: p }],
+        authenticate: ({ credentials }) => ({ id: 'u', expiresAt: credentials!.token === 'near' ? nearer : far }),
+        expiryWarningMs: 60_000,
+        heartbeat: false,
+      });
+      const c = new Client(running.url('/ws?token=far'));
+      await c.opened;
+      await until(() => p.conns.length === 1, 'open');
+      expect((await p.conns[0]!.refresh('near')).expiresAt).toBe(nearer);
+      vi.advanceTimersByTime(nearer - 60_000 - Date.now());
+      await until(() => warned.length === 1, 'the warning');
+      vi.advanceTimersByTime(60_000 - 1);
+      expect(await ask(c, 'last')).toBe('echo last');
+      vi.advanceTimersByTime(1);
+      expect(await c.closed).toEqual({ code: 4002, reason: 'token expired' });
+      expect(warned).toEqual([nearer]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
