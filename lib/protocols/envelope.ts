@@ -370,10 +370,10 @@ const NO_OPTIONS: PublishOptions = Object.freeze({});
 /** A Broadcast without an id has no Ack: with `clusterAcks`, no cluster-wide count to wait for. */
 const NO_COUNT: PublishOptions = Object.freeze({ clusterCount: false });
 
-/** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
 /** The request a pipelined Broadcast's failure belongs to. */
 const requestOf = new WeakMap<object, Request>();
 
+/** The Ack of a Broadcast, written straight as JSON (it is sent once per publish). */
 function published(conn: Connection, req: Request, result: PublishResult): void {
   conn.state = undefined;
   if (req.id === undefined) return;
